@@ -1,0 +1,69 @@
+"""What a run consumed (`Usage`) and what it may consume (`Limits`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ._messages import RequestUsage
+
+__all__ = ["Limits", "Usage"]
+
+
+@dataclass(slots=True)
+class Usage:
+    """Totals of a run. Mutable while the run goes; the result holds the final copy.
+
+    `retries` counts HTTP retries of requests plus re-asks for invalid tool arguments or output.
+    `provider_cost` sums the cost the provider reported; `unpriced_requests` counts requests
+    without one (the run's `cost` then comes from the price catalog, or is None).
+    """
+
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    tool_calls: int = 0
+    retries: int = 0
+    provider_cost: float = 0.0
+    unpriced_requests: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def add_request(self, usage: RequestUsage, *, retries: int = 0) -> None:
+        self.requests += 1
+        self.input_tokens += usage.input_tokens
+        self.output_tokens += usage.output_tokens
+        self.cached_tokens += usage.cached_tokens
+        self.reasoning_tokens += usage.reasoning_tokens
+        self.retries += retries
+        if usage.cost is None:
+            self.unpriced_requests += 1
+        else:
+            self.provider_cost += usage.cost
+
+    def copy(self) -> Usage:
+        return dataclasses.replace(self)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """Caps on one run. None means no cap. Exceeding one raises `UsageLimitExceeded`.
+
+    - `max_turns`: model turns that end in tool calls, plus the final one.
+    - `max_requests`: requests sent, re-asks included (HTTP retries are not requests).
+    - `max_input_tokens` / `max_output_tokens` / `max_total_tokens`: reported tokens.
+    - `max_cost`: USD, checked before each request with an estimate and after it with the cost.
+    - `max_repeated_calls`: the same tool with the same arguments this many times in a row.
+    """
+
+    max_turns: int | None = None
+    max_requests: int | None = 50
+    max_input_tokens: int | None = None
+    max_output_tokens: int | None = None
+    max_total_tokens: int | None = None
+    max_cost: float | None = None
+    max_repeated_calls: int | None = 3
