@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from ._errors import (
     APIStatusError,
@@ -46,23 +46,22 @@ _MAX_MESSAGE = 500
 
 def error_fields(body: Any) -> tuple[str | None, str | None, str | None, Mapping[str, Any]]:
     """(message, code, type, metadata) of an error body; Nones where the body has none."""
-    error = body.get("error") if isinstance(body, Mapping) else None
+    error: Any = cast(Mapping[str, Any], body).get("error") if isinstance(body, Mapping) else None
     if isinstance(error, str):
         return error, None, None, {}
     if not isinstance(error, Mapping):
-        if isinstance(body, Mapping) and isinstance(body.get("message"), str):
-            error = body
+        if isinstance(body, Mapping) and isinstance(cast(Any, body).get("message"), str):
+            error = cast(Any, body)
         else:
             return None, None, None, {}
-    message = error.get("message")  # pyright: ignore[reportUnknownMemberType]
-    code = error.get("code")  # pyright: ignore[reportUnknownMemberType]
-    kind = error.get("type")  # pyright: ignore[reportUnknownMemberType]
-    metadata = error.get("metadata")  # pyright: ignore[reportUnknownMemberType]
+    fields = cast(Mapping[str, Any], error)
+    message, code, kind = fields.get("message"), fields.get("code"), fields.get("type")
+    metadata: Any = fields.get("metadata")
     return (
-        str(message) if message is not None else None,  # pyright: ignore[reportUnknownArgumentType]
-        str(code) if code is not None else None,  # pyright: ignore[reportUnknownArgumentType]
-        str(kind) if kind is not None else None,  # pyright: ignore[reportUnknownArgumentType]
-        metadata if isinstance(metadata, Mapping) else {},  # pyright: ignore[reportUnknownVariableType]
+        str(message) if message is not None else None,
+        str(code) if code is not None else None,
+        str(kind) if kind is not None else None,
+        cast(Mapping[str, Any], metadata) if isinstance(metadata, Mapping) else {},
     )
 
 
@@ -88,7 +87,9 @@ def _upstream_message(metadata: Mapping[str, Any]) -> str | None:
     return message
 
 
-def _error_class(status: int, code: str | None, kind: str | None, text: str) -> type[APIStatusError]:
+def _error_class(
+    status: int, code: str | None, kind: str | None, text: str
+) -> type[APIStatusError]:
     if code in _QUOTA_CODES or kind in _QUOTA_CODES:
         return InsufficientCreditsError
     if code == "context_length_exceeded" or (status == 400 and _CONTEXT_RE.search(text)):
