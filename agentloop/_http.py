@@ -1,0 +1,284 @@
+"""Sending a chat-completions request: retries, the overall deadline, error answers, streams.
+
+`Transport` posts a JSON body to one URL. Each attempt has an overall deadline (connect, headers
+and the whole body or stream) on top of httpx's per-read timeout, so a server that only sends
+keep-alive comments cannot hang a run. Failed attempts are retried by the `RetryPolicy`; once a
+stream's headers have arrived nothing is retried. httpx's exceptions never leave this module
+(they become `APIConnectionError` / `APITimeoutError`, the original kept as ``__cause__``).
+
+Timing on the `ModelResponse`: `latency` is the whole call, retries and their waits included;
+`time_to_first_token` is measured from the start of the attempt that succeeded, to the first
+delta of a stream, or to the complete body of a non-stream answer (whose first token cannot be
+seen any sooner).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+import httpx
+from anyio.lowlevel import RunVar
+
+from ._errors import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    ProtocolError,
+)
+from ._log import get_logger
+from ._messages import ModelResponse
+from ._response import parse_completion
+from ._retry import RetryPolicy, parse_retry_after
+from ._status import status_error
+
+if TYPE_CHECKING:
+    from ._http_stream import HTTPModelStream
+
+__all__ = ["ClientPool", "Transport", "close_quietly", "scrub_error", "transport_error"]
+
+_log = get_logger()
+T = TypeVar("T")
+
+
+class ClientPool:
+    """The httpx client to use now: the caller's, or one owned per event loop.
+
+    `agent.run_sync` starts a new event loop each time, and a client bound to a finished loop
+    breaks, so the owned client lives in a `RunVar` (one per running loop). A caller's client is
+    used as it is and never closed.
+    """
+
+    def __init__(self, http_client: httpx.AsyncClient | None, timeout: httpx.Timeout) -> None:
+        self._user = http_client
+        self._timeout = timeout
+        self._owned: RunVar[httpx.AsyncClient | None] = RunVar("agentloop_http", default=None)
+
+    def get(self) -> httpx.AsyncClient:
+        if self._user is not None:
+            return self._user
+        client = self._owned.get()
+        if client is None or client.is_closed:
+            client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
+            self._owned.set(client)
+        return client
+
+    async def aclose(self) -> None:
+        """Close the client this loop owns (never the caller's)."""
+        if self._user is not None:
+            return
+        client = self._owned.get()
+        if client is not None:
+            self._owned.set(None)
+            await client.aclose()
+
+
+def _scrub(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def scrub_error(error: APIError, secret: str) -> None:
+    """Take the key out of an error's message (a server may echo what it was sent)."""
+    if secret and secret in error.message:
+        error.message = _scrub(error.message, [secret])
+        error.args = (error.message,)
+
+
+def transport_error(exc: Exception, what: str, secrets: Sequence[str]) -> APIConnectionError:
+    detail = _scrub(str(exc) or type(exc).__name__, secrets)
+    if isinstance(exc, httpx.TimeoutException):
+        return APITimeoutError(f"{what}: timed out ({type(exc).__name__}: {detail})")
+    return APIConnectionError(f"{what}: {type(exc).__name__}: {detail}")
+
+
+async def close_quietly(response: httpx.Response) -> None:
+    with anyio.move_on_after(5, shield=True):
+        with contextlib.suppress(httpx.HTTPError):
+            await response.aclose()
+
+
+def _decode_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+
+
+class Transport:
+    """Posts bodies to one chat-completions URL, with retries and deadlines."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        params: Mapping[str, str] | None,
+        timeout: httpx.Timeout,
+        deadline: float,
+        policy: RetryPolicy,
+        http_client: httpx.AsyncClient | None,
+        model_name: str,
+    ) -> None:
+        self.url = url
+        self.params = dict(params or {})
+        self.timeout = timeout
+        self.deadline = deadline
+        self.policy = policy
+        self.pool = ClientPool(http_client, timeout)
+        self.model_name = model_name
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()
+
+    async def complete(
+        self, content: bytes, headers: Mapping[str, str], *, deadline: float | None, secret: str
+    ) -> ModelResponse:
+        """Send a non-stream request and parse its answer."""
+        started = anyio.current_time()
+        timed: list[float] = []
+
+        async def attempt() -> ModelResponse:
+            timed[:] = [anyio.current_time()]
+            response, end = await self.open(content, headers, deadline, secret)
+            raw = await self.read_body(response, end, secret)
+            return self.parse_body(raw)
+
+        result, retries = await self.retrying(attempt, secret)
+        now = anyio.current_time()
+        result = result.replace(retries=retries, time_to_first_token=now - timed[0])
+        return self.finished(result.replace(latency=now - started), stream=False)
+
+    def finished(self, response: ModelResponse, *, stream: bool) -> ModelResponse:
+        usage = response.usage
+        _log.debug(
+            "request",
+            model=self.model_name,
+            stream=stream,
+            latency=response.latency,
+            time_to_first_token=response.time_to_first_token,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            retries=response.retries,
+        )
+        return response
+
+    async def retrying(self, attempt: Callable[[], Awaitable[T]], secret: str) -> tuple[T, int]:
+        """Run `attempt` until it succeeds or its error is final; returns (result, retries)."""
+        retry = 0
+        while True:
+            try:
+                return await attempt(), retry
+            except APIError as error:
+                scrub_error(error, secret)
+                headers = error.headers if isinstance(error, APIStatusError) else None
+                delay = self.policy.delay(retry, error, headers)
+                if delay is None:
+                    self._explain_final(error, headers)
+                    raise
+                _log.info(
+                    "request_retry",
+                    model=self.model_name,
+                    attempt=retry + 1,
+                    max_retries=self.policy.max_retries,
+                    status=getattr(error, "status_code", None),
+                    error=type(error).__name__,
+                    delay=round(delay, 3),
+                )
+            await self.policy.sleep(delay)
+            retry += 1
+
+    def _explain_final(self, error: APIError, headers: Mapping[str, str] | None) -> None:
+        """Say in a retryable error that it is final because the server asked too long a wait."""
+        asked = self.policy.wait_too_long(headers)
+        if asked is None or not isinstance(error, APIStatusError):
+            return
+        if self.policy.is_retryable(error, headers):
+            self.policy.note_wait_too_long(error, asked)
+
+    async def open(
+        self,
+        content: bytes,
+        headers: Mapping[str, str],
+        deadline: float | None,
+        secret: str,
+    ) -> tuple[httpx.Response, float]:
+        """Send one attempt; returns the open 2xx response and the attempt's deadline (a clock
+        time). An error status is read, closed and raised as its typed error."""
+        limit = self.deadline if deadline is None else deadline
+        end = anyio.current_time() + limit
+        client = self.pool.get()
+        request = client.build_request(
+            "POST", self.url, params=self.params, content=content, headers=headers,
+            timeout=self.timeout,
+        )  # fmt: skip
+        try:
+            with anyio.fail_at(end):
+                response = await client.send(request, stream=True, follow_redirects=False)
+        except TimeoutError as exc:
+            raise APITimeoutError(
+                f"no answer from {request.url.host} within the {limit:g} s deadline"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, f"request to {request.url.host} failed", [secret]) from exc
+        if response.is_success:
+            return response, end
+        raw = b""
+        with contextlib.suppress(APIConnectionError):
+            raw = await self.read_body(response, end, secret)
+        if secret:
+            raw = raw.replace(secret.encode(), b"***")
+        raise self.status_error(response, raw)
+
+    def status_error(self, response: httpx.Response, raw: bytes) -> APIStatusError:
+        headers = dict(response.headers)
+        asked = parse_retry_after(headers)
+        error = status_error(
+            response.status_code,
+            _decode_json(raw),
+            headers,
+            retry_after=asked if asked is not None and asked > 0 else None,
+        )
+        if response.is_redirect:
+            location = response.headers.get("location", "?")
+            error.message = (
+                f"{error.message} (redirect to {location} not followed; set base_url to the "
+                "final address)"
+            )
+            error.args = (error.message,)
+        return error
+
+    async def read_body(self, response: httpx.Response, end: float, secret: str) -> bytes:
+        """The whole body within the deadline; the response is closed afterwards."""
+        try:
+            with anyio.fail_at(end):
+                return await response.aread()
+        except TimeoutError as exc:
+            raise APITimeoutError(
+                f"the answer ({response.status_code}) did not arrive in full before the deadline"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, "reading the answer failed", [secret]) from exc
+        finally:
+            await close_quietly(response)
+
+    @staticmethod
+    def parse_body(raw: bytes) -> ModelResponse:
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            snippet = raw[:200].decode("utf-8", "replace")
+            raise ProtocolError(f"the answer is not JSON: {snippet!r}") from exc
+        return parse_completion(body)
+
+    def stream(
+        self, content: bytes, headers: Mapping[str, str], *, deadline: float | None, secret: str
+    ) -> HTTPModelStream:
+        from ._http_stream import HTTPModelStream
+
+        return HTTPModelStream(self, content, headers, deadline, secret)

@@ -1,0 +1,208 @@
+"""A streamed answer: server-sent events in, `StreamDelta`s out, the whole answer at the end.
+
+`HTTPModelStream` is an async context manager that owns the HTTP response: entering sends the
+request (with retries, up to the response headers), iterating reads the event stream under the
+request's overall deadline, leaving (or being cancelled) closes the response at once. No cancel
+scope is held across a yield: each read gets its own scope ending at the same deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+import httpx
+
+from ._errors import APIError, APITimeoutError, ProtocolError, UsageError
+from ._http import Transport, close_quietly, scrub_error, transport_error
+from ._messages import ModelResponse, RequestUsage
+from ._sse import SSEDecoder
+from ._stream import (
+    ReasoningDelta,
+    RefusalDelta,
+    StreamAccumulator,
+    StreamDelta,
+    TextDelta,
+    ToolArgumentsDelta,
+    ToolCallStarted,
+)
+
+__all__ = ["HTTPModelStream", "response_deltas"]
+
+_MAX_EVENT = 16 * 1024 * 1024
+
+
+def response_deltas(response: ModelResponse) -> list[StreamDelta]:
+    """The deltas a stream would have given for a whole answer (a server that ignored
+    ``stream: true`` and sent JSON)."""
+    message = response.message
+    deltas: list[StreamDelta] = []
+    for key in ("reasoning", "reasoning_content"):
+        text = message.reasoning.get(key)
+        if isinstance(text, str) and text:
+            deltas.append(ReasoningDelta(text))
+    if message.content:
+        deltas.append(TextDelta(message.content))
+    if message.refusal:
+        deltas.append(RefusalDelta(message.refusal))
+    for index, call in enumerate(message.tool_calls):
+        deltas.append(ToolCallStarted(index, call.id, call.name))
+        if call.arguments:
+            deltas.append(ToolArgumentsDelta(index, call.id, call.arguments))
+    return deltas
+
+
+class HTTPModelStream:
+    """One streamed request: ``async with`` opens it, iteration yields `StreamDelta`s.
+
+    `response` is the final `ModelResponse` once the iteration ended. Leaving the ``async with``
+    block early (or being cancelled) closes the HTTP response at once.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        content: bytes,
+        headers: Mapping[str, str],
+        deadline: float | None,
+        secret: str,
+    ) -> None:
+        self._transport = transport
+        self._content = content
+        self._headers = headers
+        self._deadline = deadline
+        self._secret = secret
+        self._http: httpx.Response | None = None
+        self._chunks: Any = None
+        self._end = 0.0
+        self._started = 0.0
+        self._attempt_start = 0.0
+        self._retries = 0
+        self._ttft: float | None = None
+        self._pending: deque[StreamDelta] = deque()
+        self._decoder = SSEDecoder(max_event_size=_MAX_EVENT)
+        self._accumulator = StreamAccumulator()
+        self._final: ModelResponse | None = None
+        self._ended = False
+
+    async def __aenter__(self) -> Self:
+        self._started = anyio.current_time()
+        transport = self._transport
+
+        async def attempt() -> httpx.Response | ModelResponse:
+            self._attempt_start = anyio.current_time()
+            response, end = await transport.open(
+                self._content, self._headers, self._deadline, self._secret
+            )
+            self._end = end
+            kind = response.headers.get("content-type", "").lower()
+            if kind.startswith("application/json"):
+                # The server ignored `stream: true` and answered with a whole completion.
+                return transport.parse_body(await transport.read_body(response, end, self._secret))
+            if kind and not kind.startswith("text/event-stream"):
+                raw = await transport.read_body(response, end, self._secret)
+                snippet = raw[:200].decode("utf-8", "replace")
+                raise ProtocolError(f"expected an event stream, got {kind!r}: {snippet!r}")
+            return response
+
+        opened, self._retries = await transport.retrying(attempt, self._secret)
+        if isinstance(opened, ModelResponse):
+            self._pending.extend(response_deltas(opened))
+            self._finish(opened)
+        else:
+            self._http = opened
+            self._chunks = opened.aiter_bytes()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP response (idempotent)."""
+        self._ended = True
+        chunks, self._chunks = self._chunks, None
+        if chunks is not None:
+            with anyio.move_on_after(5, shield=True):
+                with contextlib.suppress(httpx.HTTPError, RuntimeError):
+                    await chunks.aclose()
+        response, self._http = self._http, None
+        if response is not None:
+            await close_quietly(response)
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> StreamDelta:
+        while not self._pending:
+            if self._final is not None or self._ended:
+                raise StopAsyncIteration
+            await self._pump()
+        if self._ttft is None:
+            self._ttft = anyio.current_time() - self._attempt_start
+        return self._pending.popleft()
+
+    @property
+    def response(self) -> ModelResponse:
+        """The final answer; only once the iteration has ended."""
+        if self._final is None:
+            raise UsageError("the stream has not ended yet: iterate it to its end first")
+        return self._final
+
+    @property
+    def usage(self) -> RequestUsage | None:
+        """The usage reported so far (streams report it at their end), else None."""
+        return self._final.usage if self._final is not None else None
+
+    async def _pump(self) -> None:
+        try:
+            chunk = await self._next_chunk()
+            events = self._decoder.close() if chunk is None else self._decoder.feed(chunk)
+            saw_done = False
+            for event in events:
+                saw_done = saw_done or event.data.strip() == "[DONE]"
+                self._pending.extend(self._accumulator.feed_event(event))
+            if chunk is None or saw_done:
+                self._finish(self._accumulator.response())
+                await self.aclose()
+        except APIError as error:
+            scrub_error(error, self._secret)
+            await self.aclose()
+            raise
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def _next_chunk(self) -> bytes | None:
+        if self._chunks is None:
+            return None
+        limit = self._transport.deadline if self._deadline is None else self._deadline
+        try:
+            with anyio.fail_at(self._end):
+                return await self._chunks.__anext__()
+        except StopAsyncIteration:
+            return None
+        except TimeoutError as exc:
+            raise APITimeoutError(
+                f"the stream did not end within its {limit:g} s deadline"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, "the stream broke", [self._secret]) from exc
+
+    def _finish(self, response: ModelResponse) -> None:
+        now = anyio.current_time()
+        ttft = self._ttft
+        if ttft is None and self._pending:
+            ttft = now - self._attempt_start
+        final = response.replace(
+            retries=self._retries, time_to_first_token=ttft, latency=now - self._started
+        )
+        self._final = self._transport.finished(final, stream=True)

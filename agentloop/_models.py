@@ -1,0 +1,377 @@
+"""Models: the objects an agent sends its requests to, and model strings like ``"openai:gpt-4o"``.
+
+`OpenAICompatible` talks to any chat-completions server; `OpenAI` and `OpenRouter` add their
+base URLs, key variables, headers and body extras. A missing key is not an error until the first
+request, which then raises `MissingAPIKeyError` naming the variable to set. Keys never appear in
+a repr, a log event or an error message.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol, Self
+
+import httpx
+
+from ._errors import MissingAPIKeyError, UsageError
+from ._http import Transport
+from ._messages import ModelRequest, ModelResponse, RequestUsage
+from ._profiles import (
+    DEFAULT_PROFILE,
+    LLAMA_CPP_PROFILE,
+    OPENAI_PROFILE,
+    OPENROUTER_PROFILE,
+    ModelProfile,
+)
+from ._request import build_body, build_headers, encode_body
+from ._retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from ._http_stream import HTTPModelStream
+    from ._settings import ModelSettings
+    from ._stream import StreamDelta
+
+__all__ = [
+    "DEFAULT_DEADLINE",
+    "Model",
+    "ModelStream",
+    "OpenAI",
+    "OpenAICompatible",
+    "OpenRouter",
+    "infer_model",
+]
+
+DEFAULT_DEADLINE = 600.0
+"""The overall deadline of one request attempt, in seconds, unless the model or settings say."""
+CONNECT_TIMEOUT = 5.0
+_PROFILE_NAMES = {
+    "OPENAI_PROFILE": OPENAI_PROFILE,
+    "OPENROUTER_PROFILE": OPENROUTER_PROFILE,
+    "LLAMA_CPP_PROFILE": LLAMA_CPP_PROFILE,
+    "DEFAULT_PROFILE": DEFAULT_PROFILE,
+}
+
+
+class ModelStream(Protocol):
+    """The deltas of one streamed answer; `response` is the whole answer once they are over."""
+
+    def __aiter__(self) -> AsyncIterator[StreamDelta]: ...
+
+    async def __anext__(self) -> StreamDelta: ...
+
+    @property
+    def response(self) -> ModelResponse: ...
+
+    @property
+    def usage(self) -> RequestUsage | None: ...
+
+
+class Model(Protocol):
+    """What the agent loop needs of a model.
+
+    `system` names the provider for price look-ups (``"openai"``, ``"openrouter"``,
+    ``"openai-compatible"``).
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def profile(self) -> ModelProfile: ...
+
+    @property
+    def system(self) -> str: ...
+
+    async def request(self, request: ModelRequest) -> ModelResponse: ...
+
+    def stream(self, request: ModelRequest) -> AbstractAsyncContextManager[ModelStream]: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _profile_name(profile: ModelProfile) -> str:
+    for name, known in _PROFILE_NAMES.items():
+        if profile == known:
+            return name
+    return "custom"
+
+
+def _timeouts(timeout: float | httpx.Timeout) -> tuple[httpx.Timeout, float]:
+    """httpx's per-operation timeouts and the overall deadline of one attempt."""
+    if isinstance(timeout, httpx.Timeout):
+        return timeout, DEFAULT_DEADLINE
+    if not timeout > 0:
+        raise UsageError(f"timeout must be a positive number of seconds, not {timeout!r}")
+    return httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout)), float(timeout)
+
+
+def _chat_url(base_url: str) -> str:
+    try:
+        url = httpx.URL(base_url)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise UsageError(f"base_url {base_url!r} is not a URL: {exc}") from exc
+    if url.scheme not in ("http", "https") or not url.host:
+        raise UsageError(f"base_url must be an http(s) URL with a host, not {base_url!r}")
+    return base_url.rstrip("/") + "/chat/completions"
+
+
+class OpenAICompatible:
+    """A model behind any OpenAI-compatible chat-completions server (vLLM, Ollama, llama.cpp,
+    Groq, Mistral, Azure...).
+
+    - `timeout`: seconds (the overall deadline of each attempt, connect 5 s), or an
+      `httpx.Timeout` for httpx's per-operation timeouts (the deadline is then 600 s).
+      ``settings.timeout`` overrides the deadline per request.
+    - `api_key_header`: ``"Authorization"`` (sent as ``Bearer KEY``) or, for Azure, ``"api-key"``.
+    - `query_params`: sent with every request (Azure's ``api-version``).
+    - `api_key_env`: the variable that supplies the key; when set, a missing key is an error.
+    - `extra_body`: fields added to every body (settings' ``extra_body`` still wins).
+    - `http_client`: used as it is and never closed; otherwise one is owned per event loop.
+    """
+
+    system: str = "openai-compatible"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str,
+        api_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_DEADLINE,
+        max_retries: int = 2,
+        http_client: httpx.AsyncClient | None = None,
+        profile: ModelProfile | None = None,
+        api_key_header: str = "Authorization",
+        api_key_env: str | None = None,
+        query_params: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        if not model:
+            raise UsageError("a model name is required")
+        self.name = model
+        self.profile = profile or DEFAULT_PROFILE
+        self.base_url = base_url
+        self._api_key = api_key
+        self._api_key_env = api_key_env
+        self._api_key_header = api_key_header
+        self._headers = {"User-Agent": "agentloop", **(headers or {})}
+        self._extra_body = dict(extra_body or {})
+        http_timeout, deadline = _timeouts(timeout)
+        policy = retry or RetryPolicy(max_retries=max_retries)
+        self._transport = Transport(
+            url=_chat_url(base_url),
+            params=query_params,
+            timeout=http_timeout,
+            deadline=deadline,
+            policy=policy,
+            http_client=http_client,
+            model_name=model,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(model={self.name!r}, base_url={self.base_url!r}, "
+            f"profile={_profile_name(self.profile)})"
+        )
+
+    @property
+    def default_headers(self) -> dict[str, str]:
+        """The headers sent with every request, the key excepted."""
+        return dict(self._headers)
+
+    @property
+    def extra_body(self) -> dict[str, Any]:
+        """The fields added to every body."""
+        return dict(self._extra_body)
+
+    def _key(self) -> str | None:
+        key = self._api_key
+        if key is None and self._api_key_env is not None:
+            key = os.environ.get(self._api_key_env) or None
+            if key is None:
+                raise MissingAPIKeyError(
+                    f"no API key for {self.system} model {self.name!r}: set the "
+                    f"{self._api_key_env} environment variable or pass api_key=..."
+                )
+        return key
+
+    def _prepare(self, request: ModelRequest, *, stream: bool) -> tuple[bytes, dict[str, str], str]:
+        key = self._key()
+        settings: ModelSettings | None = request.settings
+        body = build_body(self.name, self.profile, request, stream=stream, extra=self._extra_body)
+        headers = build_headers(
+            stream=stream,
+            api_key=key,
+            api_key_header=self._api_key_header,
+            default_headers=self._headers,
+            extra_headers=settings.extra_headers if settings is not None else None,
+        )
+        return encode_body(body), headers, key or ""
+
+    @staticmethod
+    def _deadline(request: ModelRequest) -> float | None:
+        return request.settings.timeout if request.settings is not None else None
+
+    async def request(self, request: ModelRequest) -> ModelResponse:
+        """Send one non-stream request, with retries."""
+        content, headers, key = self._prepare(request, stream=False)
+        return await self._transport.complete(
+            content, headers, deadline=self._deadline(request), secret=key
+        )
+
+    def stream(self, request: ModelRequest) -> HTTPModelStream:
+        """Stream one request: ``async with model.stream(req) as s: async for delta in s``."""
+        content, headers, key = self._prepare(request, stream=True)
+        return self._transport.stream(
+            content, headers, deadline=self._deadline(request), secret=key
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP client this model owns in the current event loop."""
+        await self._transport.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class OpenAI(OpenAICompatible):
+    """OpenAI's API. Key from ``OPENAI_API_KEY``; base URL ``OPENAI_BASE_URL`` or the official
+    one; ``OpenAI-Organization`` / ``OpenAI-Project`` from the arguments or ``OPENAI_ORG_ID`` /
+    ``OPENAI_PROJECT_ID``."""
+
+    system: str = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        organization: str | None = None,
+        project: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_DEADLINE,
+        max_retries: int = 2,
+        http_client: httpx.AsyncClient | None = None,
+        profile: ModelProfile | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        organization = organization or os.environ.get("OPENAI_ORG_ID") or None
+        project = project or os.environ.get("OPENAI_PROJECT_ID") or None
+        own: dict[str, str] = {}
+        if organization:
+            own["OpenAI-Organization"] = organization
+        if project:
+            own["OpenAI-Project"] = project
+        super().__init__(
+            model,
+            base_url=base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1",
+            api_key=api_key,
+            api_key_env="OPENAI_API_KEY",
+            headers={**own, **(headers or {})},
+            timeout=timeout,
+            max_retries=max_retries,
+            http_client=http_client,
+            profile=profile or OPENAI_PROFILE,
+            extra_body=extra_body,
+            retry=retry,
+        )
+
+
+class OpenRouter(OpenAICompatible):
+    """OpenRouter. Key from ``OPENROUTER_API_KEY``; base URL ``OPENROUTER_BASE_URL`` or the
+    official one.
+
+    `app_url` / `app_title` are sent as ``HTTP-Referer`` / ``X-Title``; `provider` (routing),
+    `models` (fallbacks) and `reasoning` go into the body, and ``usage: {"include": true}`` so the
+    answer reports its cost (set `include_usage=False` to leave it out).
+    """
+
+    system: str = "openrouter"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        app_url: str | None = None,
+        app_title: str | None = None,
+        provider: Mapping[str, Any] | None = None,
+        models: Sequence[str] | None = None,
+        reasoning: Mapping[str, Any] | None = None,
+        include_usage: bool = True,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_DEADLINE,
+        max_retries: int = 2,
+        http_client: httpx.AsyncClient | None = None,
+        profile: ModelProfile | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        own: dict[str, str] = {}
+        if app_url:
+            own["HTTP-Referer"] = app_url
+        if app_title:
+            own["X-Title"] = app_title
+        body: dict[str, Any] = {}
+        if provider:
+            body["provider"] = dict(provider)
+        if models:
+            body["models"] = list(models)
+        if reasoning:
+            body["reasoning"] = dict(reasoning)
+        if include_usage:
+            body["usage"] = {"include": True}
+        super().__init__(
+            model,
+            base_url=base_url
+            or os.environ.get("OPENROUTER_BASE_URL")
+            or "https://openrouter.ai/api/v1",
+            api_key=api_key,
+            api_key_env="OPENROUTER_API_KEY",
+            headers={**own, **(headers or {})},
+            timeout=timeout,
+            max_retries=max_retries,
+            http_client=http_client,
+            profile=profile or OPENROUTER_PROFILE,
+            extra_body={**body, **(extra_body or {})},
+            retry=retry,
+        )
+
+
+_PROVIDERS: dict[str, type[OpenAICompatible]] = {"openai": OpenAI, "openrouter": OpenRouter}
+
+
+def infer_model(model: str | Model) -> Model:
+    """The model a string names: ``"openai:gpt-4o-mini"``, ``"openrouter:openai/gpt-4o"``.
+
+    Only the first colon splits (model names may contain colons). A model object is returned
+    as it is.
+    """
+    if not isinstance(model, str):
+        return model
+    provider, colon, name = model.partition(":")
+    known = ", ".join(sorted(_PROVIDERS))
+    if not colon or not name:
+        raise UsageError(
+            f"model string {model!r} must look like 'provider:model'; known providers: {known}"
+        )
+    cls = _PROVIDERS.get(provider)
+    if cls is None:
+        raise UsageError(f"unknown provider {provider!r} in {model!r}; known providers: {known}")
+    return cls(name)  # pyright: ignore[reportCallIssue]

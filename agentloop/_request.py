@@ -1,0 +1,244 @@
+"""The wire form of one chat-completions request: the JSON body and the headers.
+
+Called on every turn, so it is plain dict building: no validation models, no copies of tool or
+output schemas (the `ToolDefinition` mappings are reused as they are). What a server accepts is
+read from its `ModelProfile`; a value of None is never sent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ._errors import UsageError
+from ._log import get_logger
+from ._messages import (
+    AssistantMessage,
+    Message,
+    ModelRequest,
+    ResponseFormat,
+    SystemMessage,
+    ToolDefinition,
+    ToolMessage,
+    UserMessage,
+)
+from ._profiles import ModelProfile
+from ._settings import ModelSettings
+
+__all__ = ["build_body", "build_headers", "encode_body", "message_to_wire"]
+
+_log = get_logger()
+
+# Settings copied as they are when set (the others need a rule of their own).
+_PLAIN_SETTINGS = (
+    "temperature",
+    "top_p",
+    "frequency_penalty",
+    "presence_penalty",
+    "seed",
+    "logprobs",
+    "top_logprobs",
+    "user",
+    "store",
+    "service_tier",
+    "reasoning_effort",
+)
+
+
+def _assistant_to_wire(message: AssistantMessage, profile: ModelProfile) -> dict[str, Any]:
+    wire: dict[str, Any] = {"role": "assistant"}
+    if message.content:
+        wire["content"] = message.content
+    elif message.tool_calls or message.refusal:
+        # A tool-only (or refusal-only) turn: null, never "" (some upstreams reject empty
+        # text), unless the server cannot take null (llama.cpp's server answers 500).
+        wire["content"] = None if profile.null_content_with_tool_calls else ""
+    else:
+        wire["content"] = ""
+    if message.refusal:
+        wire["refusal"] = message.refusal
+    if message.tool_calls:
+        wire["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments or "{}"},
+            }
+            for call in message.tool_calls
+        ]
+    for key, value in message.reasoning.items():
+        if value is not None:
+            wire[key] = value
+    return wire
+
+
+def message_to_wire(message: Message, profile: ModelProfile) -> dict[str, Any]:
+    """One message as the API takes it."""
+    if isinstance(message, UserMessage):
+        content = message.content
+        return {"role": "user", "content": content if isinstance(content, str) else list(content)}
+    if isinstance(message, AssistantMessage):
+        return _assistant_to_wire(message, profile)
+    if isinstance(message, ToolMessage):
+        # `name` is not part of the tool message on the wire.
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    if isinstance(message, SystemMessage):  # pyright: ignore[reportUnnecessaryIsInstance]
+        return {"role": message.role, "content": message.content}
+    raise UsageError(f"not a message: {message!r}")
+
+
+def _tool_to_wire(tool: ToolDefinition, profile: ModelProfile) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": tool.name}
+    if tool.description:
+        function["description"] = tool.description
+    function["parameters"] = tool.parameters
+    if tool.strict and profile.strict_tools:
+        function["strict"] = True
+    return {"type": "function", "function": function}
+
+
+def _tool_choice(
+    choice: str, tools: Sequence[ToolDefinition], profile: ModelProfile
+) -> str | dict[str, Any]:
+    if choice in ("none", "auto"):
+        return choice
+    if choice == "required":
+        if profile.tool_choice_required:
+            return choice
+        _log.debug("tool_choice_downgraded", requested="required", sent="auto")
+        return "auto"
+    if not any(tool.name == choice for tool in tools):
+        known = ", ".join(tool.name for tool in tools)
+        raise UsageError(
+            f"tool_choice={choice!r} names no tool of this request; the tools are: {known}"
+        )
+    return {"type": "function", "function": {"name": choice}}
+
+
+def _response_format(output: ResponseFormat, profile: ModelProfile) -> dict[str, Any] | None:
+    support = profile.response_format
+    if support == "json_schema":
+        spec: dict[str, Any] = {"name": output.name}
+        if output.description:
+            spec["description"] = output.description
+        spec["schema"] = output.schema
+        if output.strict:
+            spec["strict"] = True
+        return {"type": "json_schema", "json_schema": spec}
+    if support == "json_object_schema":
+        return {"type": "json_object", "schema": output.schema}
+    if support == "json_object":
+        return {"type": "json_object"}
+    return None
+
+
+def _apply_settings(
+    body: dict[str, Any],
+    settings: ModelSettings,
+    profile: ModelProfile,
+    tools: Sequence[ToolDefinition],
+) -> None:
+    if settings.max_completion_tokens is not None:
+        body[profile.max_tokens_field] = settings.max_completion_tokens
+    for name in _PLAIN_SETTINGS:
+        value = getattr(settings, name)
+        if value is not None:
+            body[name] = value
+    if settings.stop is not None:
+        body["stop"] = settings.stop if isinstance(settings.stop, str) else list(settings.stop)
+    if settings.logit_bias is not None:
+        body["logit_bias"] = dict(settings.logit_bias)
+    if settings.metadata is not None:
+        body["metadata"] = dict(settings.metadata)
+    if tools:
+        if settings.tool_choice is not None:
+            body["tool_choice"] = _tool_choice(settings.tool_choice, tools, profile)
+        if settings.parallel_tool_calls is not None and profile.parallel_tool_calls:
+            body["parallel_tool_calls"] = settings.parallel_tool_calls
+
+
+def build_body(
+    model_name: str,
+    profile: ModelProfile,
+    request: ModelRequest,
+    *,
+    stream: bool,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The JSON body of a chat-completions request.
+
+    `extra` holds the model's own body fields (OpenRouter's ``provider``, ``models``...); the
+    settings' ``extra_body`` is merged after it, last, so the caller always has the final word.
+    """
+    if not request.messages:
+        raise UsageError("a request needs at least one message")
+    body: dict[str, Any] = {
+        "model": model_name,
+        "messages": [message_to_wire(message, profile) for message in request.messages],
+    }
+    if request.tools:
+        body["tools"] = [_tool_to_wire(tool, profile) for tool in request.tools]
+    settings = request.settings
+    if settings is not None:
+        _apply_settings(body, settings, profile, request.tools)
+    if settings is not None and settings.response_format is not None:
+        body["response_format"] = settings.response_format
+    elif request.response_format is not None:
+        response_format = _response_format(request.response_format, profile)
+        if response_format is not None:
+            body["response_format"] = response_format
+    if stream:
+        body["stream"] = True
+        if profile.stream_usage:
+            body["stream_options"] = {"include_usage": True}
+    if extra:
+        body.update(extra)
+    if settings is not None and settings.extra_body:
+        body.update(settings.extra_body)
+    return body
+
+
+def build_headers(
+    *,
+    stream: bool,
+    api_key: str | None = None,
+    api_key_header: str = "Authorization",
+    default_headers: Mapping[str, str] | None = None,
+    extra_headers: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The headers of one request; the key goes in `api_key_header` (``Bearer`` for Authorization).
+
+    `extra_headers` (from the settings) come last and win, except over the key header.
+    """
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "text/event-stream" if stream else "application/json",
+    }
+    if default_headers:
+        headers.update(default_headers)
+    if extra_headers:
+        headers.update(extra_headers)
+    if api_key:
+        is_bearer = api_key_header.lower() == "authorization"
+        headers[api_key_header] = f"Bearer {api_key}" if is_bearer else api_key
+    return headers
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, Mapping):
+        return dict(value)  # pyright: ignore[reportUnknownArgumentType, reportUnknownVariableType]
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return list(value)  # pyright: ignore[reportUnknownArgumentType, reportUnknownVariableType]
+    raise TypeError(f"cannot send a {type(value).__name__} as JSON")
+
+
+def encode_body(body: Mapping[str, Any]) -> bytes:
+    """The body as compact UTF-8 JSON. Any `Mapping` or sequence is accepted (no copies made)."""
+    try:
+        text = json.dumps(
+            body, ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_jsonable
+        )
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"the request body cannot be sent as JSON: {exc}") from exc
+    return text.encode("utf-8")
