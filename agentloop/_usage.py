@@ -15,8 +15,7 @@ class Usage:
     """Totals of a run. Mutable while the run goes; the result holds the final copy.
 
     `retries` counts HTTP retries of requests plus re-asks for invalid tool arguments or output.
-    `provider_cost` sums the cost the provider reported; `unpriced_requests` counts requests
-    without one (the run's `cost` then comes from the price catalog, or is None).
+    The run's cost in USD is on the result (`RunResult.cost`), not here.
     """
 
     requests: int = 0
@@ -26,8 +25,6 @@ class Usage:
     reasoning_tokens: int = 0
     tool_calls: int = 0
     retries: int = 0
-    provider_cost: float = 0.0
-    unpriced_requests: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -40,10 +37,6 @@ class Usage:
         self.cached_tokens += usage.cached_tokens
         self.reasoning_tokens += usage.reasoning_tokens
         self.retries += retries
-        if usage.cost is None:
-            self.unpriced_requests += 1
-        else:
-            self.provider_cost += usage.cost
 
     def copy(self) -> Usage:
         return dataclasses.replace(self)

@@ -1,0 +1,105 @@
+"""Enforcing `Limits` inside the loop: before each request, after it, and before tools run."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from ._errors import UsageError, UsageLimitExceeded
+from ._messages import Message, ModelRequest, ModelResponse, ToolCall, ToolMessage
+from ._prices import CostMeter
+from ._usage import Limits, Usage
+
+__all__ = ["LimitGuard", "estimate_tokens"]
+
+
+def estimate_tokens(request: ModelRequest) -> int:
+    """A rough count of a request's prompt tokens (about four characters a token)."""
+    chars = 0
+    for message in request.messages:
+        content: Any = getattr(message, "content", None)
+        chars += 16 + (len(content) if isinstance(content, str) else len(str(content or "")))
+        for call in getattr(message, "tool_calls", ()):
+            chars += len(call.name) + len(call.arguments) + 16
+    for tool in request.tools:
+        chars += len(tool.name) + len(tool.description) + len(json.dumps(tool.parameters))
+    return chars // 4 + 3
+
+
+def _exceeded(limit: str, value: float, observed: float, what: str) -> UsageLimitExceeded:
+    message = f"{limit}={value} reached: {what} ({observed})"
+    return UsageLimitExceeded(message, limit=limit, value=value, observed=observed)
+
+
+class LimitGuard:
+    """Counts turns and repeated calls, and raises `UsageLimitExceeded` naming the limit."""
+
+    __slots__ = ("_last_call", "_limits", "_meter", "_model", "_repeats", "turns")
+
+    def __init__(self, limits: Limits, model_name: str, meter: CostMeter) -> None:
+        self._limits = limits
+        self._model = model_name
+        self._meter = meter
+        self.turns = 0
+        self._last_call: tuple[str, str] | None = None
+        self._repeats = 0
+
+    def before_request(self, usage: Usage, request: ModelRequest, *, counts_as_turn: bool) -> None:
+        limits = self._limits
+        if counts_as_turn:
+            if limits.max_turns is not None and self.turns >= limits.max_turns:
+                raise _exceeded("max_turns", limits.max_turns, self.turns, "turns used")
+            self.turns += 1
+        if limits.max_requests is not None and usage.requests >= limits.max_requests:
+            raise _exceeded("max_requests", limits.max_requests, usage.requests, "requests sent")
+        if limits.max_cost is not None and self._meter.total is not None:
+            reserved = (request.settings.max_completion_tokens if request.settings else None) or 0
+            estimate = self._meter.estimate(self._model, estimate_tokens(request), reserved)
+            if estimate is not None and self._meter.total + estimate > limits.max_cost:
+                spent = round(self._meter.total + estimate, 6)
+                raise _exceeded("max_cost", limits.max_cost, spent, "spent plus the next request")
+
+    def after_request(self, usage: Usage, response: ModelResponse) -> None:
+        limits = self._limits
+        self._meter.add(self._model, response.usage)
+        checks = (
+            ("max_input_tokens", limits.max_input_tokens, usage.input_tokens),
+            ("max_output_tokens", limits.max_output_tokens, usage.output_tokens),
+            ("max_total_tokens", limits.max_total_tokens, usage.total_tokens),
+        )
+        for name, value, observed in checks:
+            if value is not None and observed > value:
+                raise _exceeded(name, value, observed, "tokens used")
+        if limits.max_cost is None:
+            return
+        if self._meter.total is None:
+            raise UsageError(
+                f"max_cost is set but the cost of {self._model!r} is unknown: the provider "
+                "reported none and the catalog has no price; add one with register_model"
+            )
+        if self._meter.total > limits.max_cost:
+            raise _exceeded("max_cost", limits.max_cost, round(self._meter.total, 6), "USD spent")
+
+    def before_tools(self, calls: Sequence[ToolCall], transcript: list[Message]) -> None:
+        """The repetition guard: the same call too many times in a row ends the run."""
+        limit = self._limits.max_repeated_calls
+        if limit is None:
+            return
+        for call in calls:
+            key = (call.name, _canonical(call.arguments))
+            self._repeats = self._repeats + 1 if key == self._last_call else 1
+            self._last_call = key
+            if self._repeats > limit:
+                text = f"Not run: {call.name!r} was called with the same arguments {limit} times."
+                transcript.extend(ToolMessage(c.id, text, c.name, is_error=True) for c in calls)
+                raise _exceeded(
+                    "max_repeated_calls", limit, self._repeats, f"calls of {call.name!r}"
+                )
+
+
+def _canonical(arguments: str) -> str:
+    try:
+        return json.dumps(json.loads(arguments or "{}"), sort_keys=True)
+    except ValueError:
+        return arguments

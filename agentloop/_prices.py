@@ -1,0 +1,111 @@
+"""The model catalog: context windows, output caps and prices, and the cost of a run.
+
+The data lives in ``_catalog.json`` (easy to update by hand). Users add or override entries with
+`register_model`. A cost the provider reports (OpenRouter's ``usage.cost``) always wins over the
+catalog; a request that has neither makes the run's cost unknown (None), never a silent zero.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from ._messages import RequestUsage
+
+__all__ = ["CostMeter", "ModelInfo", "lookup_model", "register_model"]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """One catalog entry. Prices are USD per million tokens."""
+
+    name: str
+    context: int | None = None
+    max_output: int | None = None
+    input: float | None = None
+    output: float | None = None
+    cached_input: float | None = None
+
+    def cost(self, usage: RequestUsage) -> float | None:
+        """The catalog price of one request, or None when this entry has no prices."""
+        if self.input is None or self.output is None:
+            return None
+        cached = min(usage.cached_tokens, usage.input_tokens)
+        cached_price = self.cached_input if self.cached_input is not None else self.input
+        total = (
+            (usage.input_tokens - cached) * self.input
+            + cached * cached_price
+            + usage.output_tokens * self.output
+        )
+        return total / 1_000_000
+
+
+_overrides: dict[str, ModelInfo] = {}
+
+
+@cache
+def _builtin() -> dict[str, ModelInfo]:
+    text = resources.files("agentloop").joinpath("_catalog.json").read_text("utf-8")
+    data = json.loads(text)
+    return {name: ModelInfo(name, **fields) for name, fields in data.items() if name[0] != "_"}
+
+
+def register_model(info: ModelInfo) -> None:
+    """Add a catalog entry or replace one (built-in entries included)."""
+    _overrides[info.name] = info
+    lookup_model.cache_clear()
+
+
+@cache
+def lookup_model(name: str) -> ModelInfo | None:
+    """The entry for `name`: exact, then without a provider prefix, then the longest dated base.
+
+    ``openai/gpt-4o`` finds ``gpt-4o``; ``gpt-4o-2024-08-06`` finds ``gpt-4o`` (but never
+    ``gpt-4o-mini``, because the rest must start with a dash and a digit).
+    """
+    table = {**_builtin(), **_overrides}
+    candidates = [name]
+    if "/" in name:
+        candidates.append(name.rsplit("/", 1)[1])
+    for candidate in candidates:
+        if candidate in table:
+            return table[candidate]
+    for candidate in candidates:
+        best = max(
+            (
+                key
+                for key in table
+                if candidate.startswith(key + "-")
+                and candidate[len(key) + 1 : len(key) + 2].isdigit()
+            ),
+            key=len,
+            default=None,
+        )
+        if best is not None:
+            return table[best]
+    return None
+
+
+@dataclass(slots=True)
+class CostMeter:
+    """Adds up the cost of a run, request by request; `total` is None once any is unknown."""
+
+    total: float | None = 0.0
+
+    def add(self, model_name: str, usage: RequestUsage) -> None:
+        if self.total is None:
+            return
+        cost = usage.cost
+        if cost is None:
+            info = lookup_model(model_name)
+            cost = info.cost(usage) if info is not None else None
+        self.total = None if cost is None else self.total + cost
+
+    def estimate(self, model_name: str, input_tokens: int, output_tokens: int) -> float | None:
+        """The catalog price of a request not yet sent, for the budget check."""
+        info = lookup_model(model_name)
+        if info is None:
+            return None
+        return info.cost(RequestUsage(input_tokens, output_tokens))

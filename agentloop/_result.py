@@ -1,0 +1,90 @@
+"""`RunResult`: what a finished run returns, with the speed figures people compare providers by."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from ._messages import Message, ModelResponse, messages_to_json
+from ._usage import Usage
+
+__all__ = ["RequestStats", "RunResult", "RunTiming"]
+
+OutputT = TypeVar("OutputT")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestStats:
+    """The figures of one request: seconds to first token and in all, output tokens per second."""
+
+    model: str | None
+    input_tokens: int
+    output_tokens: int
+    time_to_first_token: float | None
+    latency: float | None
+    retries: int
+
+    @property
+    def output_tokens_per_second(self) -> float | None:
+        if not self.latency or not self.output_tokens:
+            return None
+        generation = self.latency - (self.time_to_first_token or 0.0)
+        return self.output_tokens / generation if generation > 0 else None
+
+    @classmethod
+    def of(cls, response: ModelResponse) -> RequestStats:
+        usage = response.usage
+        return cls(
+            response.model,
+            usage.input_tokens,
+            usage.output_tokens,
+            response.time_to_first_token,
+            response.latency,
+            response.retries,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RunTiming:
+    """Figures of a whole run.
+
+    `time_to_first_token` is that of the first request; `output_tokens_per_second` divides all
+    output tokens by the time spent generating them (each request's latency less its time to
+    first token); `latency` is the wall time of the run, tools included.
+    """
+
+    time_to_first_token: float | None
+    output_tokens_per_second: float | None
+    latency: float
+
+    @classmethod
+    def of(cls, requests: Sequence[RequestStats], latency: float) -> RunTiming:
+        first = requests[0].time_to_first_token if requests else None
+        generating = sum(
+            (r.latency or 0.0) - (r.time_to_first_token or 0.0) for r in requests if r.latency
+        )
+        output = sum(r.output_tokens for r in requests)
+        rate = output / generating if generating > 0 and output else None
+        return cls(first, rate, latency)
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult(Generic[OutputT]):
+    """The output of a run and everything it cost.
+
+    `messages` is the whole transcript (pass it as ``history=`` to continue); `cost` is in USD,
+    None when some request had neither a provider-reported cost nor a catalog price.
+    """
+
+    output: OutputT
+    messages: list[Message]
+    usage: Usage
+    cost: float | None
+    requests: tuple[RequestStats, ...]
+    timing: RunTiming
+    run_id: str
+
+    def messages_json(self) -> bytes:
+        """The transcript as JSON; load it with `agentloop.messages_from_json`."""
+        return messages_to_json(self.messages)

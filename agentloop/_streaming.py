@@ -1,0 +1,165 @@
+"""`RunStream`: a streamed run, as an async context manager that owns its task group.
+
+The run loop runs in a task of that group and emits events into a small memory channel; the
+caller iterates the stream to receive them. The channel's buffer is bounded, so a slow consumer
+slows the run down instead of making memory grow (backpressure). Leaving the ``async with`` early
+cancels the run: the HTTP stream is closed at once, running tools are cancelled, and every tool
+call id still gets an answer in `messages`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ._errors import UsageError
+from ._events import PartialOutput, RunFinished, ToolCallFinished, TurnFinished
+from ._messages import Message, ModelRequest, ModelResponse, ToolCall, ToolMessage
+from ._output import OUTPUT_TOOL_NAME
+from ._output_step import OutputStep
+from ._result import RequestStats
+
+if TYPE_CHECKING:
+    from ._agent import Agent, Prompt
+    from ._context import RunContext
+    from ._partial import PartialParser
+    from ._result import RunResult
+    from ._settings import ModelSettings
+    from ._usage import Limits
+
+__all__ = ["RunStream"]
+
+OutputT = TypeVar("OutputT")
+
+
+class RunStream(Generic[OutputT]):
+    """``async with agent.run_stream(prompt) as stream: async for event in stream: ...``
+
+    After the iteration, `result` is the `RunResult` that `Agent.run` would have returned; an
+    error that ended the run is raised from the iteration. `messages` is the live transcript.
+    """
+
+    def __init__(
+        self,
+        agent: Agent[OutputT],
+        prompt: Prompt | None,
+        history: Sequence[Message] | None,
+        deps: Any,
+        settings: ModelSettings | None,
+        limits: Limits | None,
+        *,
+        buffer: int = 64,
+    ) -> None:
+        self._agent = agent
+        self._args = (prompt, history, deps, settings, limits)
+        self._buffer = buffer
+        self._result: RunResult[OutputT] | None = None
+        self._error: BaseException | None = None
+        self._ctx: RunContext[Any] | None = None
+        self._partial: PartialParser | None = None
+        self._output_index: int | None = None
+        self._tool_mode = False
+        self._tg: TaskGroup | None = None
+        self._send: MemoryObjectSendStream[Any] | None = None
+        self._receive: MemoryObjectReceiveStream[Any] | None = None
+
+    @property
+    def result(self) -> RunResult[OutputT]:
+        if self._result is None:
+            raise UsageError("the run has not finished: iterate the stream to its end first")
+        return self._result
+
+    @property
+    def messages(self) -> list[Message]:
+        return list(self._ctx.messages) if self._ctx is not None else []
+
+    async def __aenter__(self) -> RunStream[OutputT]:
+        self._send, self._receive = anyio.create_memory_object_stream[Any](self._buffer)
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._tg.start_soon(self._produce)
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        assert self._tg is not None and self._receive is not None
+        self._tg.cancel_scope.cancel()
+        try:
+            return await self._tg.__aexit__(*exc_info)
+        finally:
+            self._receive.close()
+
+    def __aiter__(self) -> RunStream[OutputT]:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._receive is None:
+            raise UsageError("use `async with agent.run_stream(...) as stream` before iterating")
+        try:
+            return await self._receive.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            if self._error is not None:
+                raise self._error from None
+            raise StopAsyncIteration from None
+
+    async def _produce(self) -> None:
+        from ._run import run_loop
+
+        assert self._send is not None
+        async with self._send:
+            try:
+                result = await run_loop(self._agent, *self._args, sink=self)
+            except Exception as exc:
+                self._error = exc
+                return
+            self._result = result
+            await self._send.send(RunFinished(result))
+
+    # --- the EventSink the loop calls ---------------------------------------------------------
+
+    def attach(self, ctx: RunContext[Any]) -> None:
+        self._ctx = ctx
+
+    async def stream_request(self, model: Any, request: ModelRequest) -> ModelResponse:
+        assert self._send is not None
+        self._start_partial(model)
+        async with model.stream(request) as deltas:
+            async for delta in deltas:
+                await self._send.send(delta)
+                partial = self._feed_partial(delta)
+                if partial is not None:
+                    await self._send.send(PartialOutput(partial))
+            response: ModelResponse = deltas.response
+        await self._send.send(TurnFinished(RequestStats.of(response), response))
+        return response
+
+    async def on_tool(self, call: ToolCall, answer: ToolMessage, duration: float) -> None:
+        assert self._send is not None
+        event = ToolCallFinished(call.id, call.name, answer.content, answer.is_error, duration)
+        await self._send.send(event)
+
+    def _start_partial(self, model: Any) -> None:
+        step = OutputStep.for_agent(self._agent, model.profile)
+        self._output_index = None
+        self._partial = None
+        if not step.spec.is_text:
+            from ._partial import PartialParser
+
+            self._partial = PartialParser(step.spec.output_type, wrapped=step.spec.wrapped)
+            self._tool_mode = step.mode == "tool"
+
+    def _feed_partial(self, delta: Any) -> Any | None:
+        from ._stream import TextDelta, ToolArgumentsDelta, ToolCallStarted
+
+        if self._partial is None:
+            return None
+        if self._tool_mode:
+            if isinstance(delta, ToolCallStarted) and delta.name == OUTPUT_TOOL_NAME:
+                self._output_index = delta.index
+            if isinstance(delta, ToolArgumentsDelta) and delta.index == self._output_index:
+                return self._partial.feed(delta.text)
+            return None
+        return self._partial.feed(delta.text) if isinstance(delta, TextDelta) else None
