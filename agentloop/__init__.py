@@ -61,12 +61,23 @@ from ._profiles import (
 from ._result import RequestStats, RunResult, RunTiming
 from ._settings import ModelSettings
 from ._stream import ReasoningDelta, RefusalDelta, TextDelta, ToolArgumentsDelta, ToolCallStarted
+from ._summarize import summarize_older
+from ._tokens import TokenCount, count_request_tokens, count_text_tokens
 from ._tools import Tool, tool
 from ._usage import Limits, Usage
+from ._window import (
+    DEFAULT_HISTORY_POLICY,
+    HistoryPolicy,
+    WindowBudget,
+    chain,
+    drop_oldest,
+    truncate_tool_results,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_HISTORY_POLICY",
     "DEFAULT_PROFILE",
     "LLAMA_CPP_PROFILE",
     "OPENAI_PROFILE",
@@ -83,6 +94,7 @@ __all__ = [
     "ConflictError",
     "ContextLengthError",
     "ContextWindowError",
+    "HistoryPolicy",
     "IncompleteStreamError",
     "InsufficientCreditsError",
     "InternalServerError",
@@ -121,6 +133,7 @@ __all__ = [
     "SettingsError",
     "SystemMessage",
     "TextDelta",
+    "TokenCount",
     "Tool",
     "ToolArgumentsDelta",
     "ToolCall",
@@ -134,11 +147,18 @@ __all__ = [
     "UsageError",
     "UsageLimitExceeded",
     "UserMessage",
+    "WindowBudget",
+    "chain",
+    "count_request_tokens",
+    "count_text_tokens",
+    "drop_oldest",
     "infer_model",
     "lookup_model",
     "messages_from_json",
     "messages_to_json",
     "register_model",
     "repair_history",
+    "summarize_older",
     "tool",
+    "truncate_tool_results",
 ]

@@ -257,7 +257,24 @@ class ToolExecutionError(RunError):
 
 
 class ContextWindowError(RunError):
-    """The request cannot fit the model's context window, even after the history policy ran."""
+    """The request cannot fit the model's context window, even after the history policy ran.
+
+    `prompt_tokens` is the counted prompt, `limit` the prompt tokens allowed (the `context` window
+    minus the output reserved); None when unknown.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        prompt_tokens: int | None = None,
+        limit: int | None = None,
+        context: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.prompt_tokens = prompt_tokens
+        self.limit = limit
+        self.context = context
 
 
 class ToolRetry(Exception):

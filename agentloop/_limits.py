@@ -9,13 +9,17 @@ from typing import Any
 from ._errors import UsageError, UsageLimitExceeded
 from ._messages import Message, ModelRequest, ModelResponse, ToolCall, ToolMessage
 from ._prices import CostMeter
+from ._tokens import count_request_tokens
 from ._usage import Limits, Usage
 
 __all__ = ["LimitGuard", "estimate_tokens"]
 
 
 def estimate_tokens(request: ModelRequest) -> int:
-    """A rough count of a request's prompt tokens (about four characters a token)."""
+    """A rough count of a request's prompt tokens (about four characters a token).
+
+    Test models use it; the budget check counts with `_tokens.count_request_tokens`.
+    """
     chars = 0
     for message in request.messages:
         content: Any = getattr(message, "content", None)
@@ -55,7 +59,8 @@ class LimitGuard:
             raise _exceeded("max_requests", limits.max_requests, usage.requests, "requests sent")
         if limits.max_cost is not None and self._meter.total is not None:
             reserved = (request.settings.max_completion_tokens if request.settings else None) or 0
-            estimate = self._meter.estimate(self._model, estimate_tokens(request), reserved)
+            prompt = count_request_tokens(request, self._model).tokens
+            estimate = self._meter.estimate(self._model, prompt, reserved)
             if estimate is not None and self._meter.total + estimate > limits.max_cost:
                 spent = round(self._meter.total + estimate, 6)
                 raise _exceeded("max_cost", limits.max_cost, spent, "spent plus the next request")
@@ -101,5 +106,5 @@ class LimitGuard:
 def _canonical(arguments: str) -> str:
     try:
         return json.dumps(json.loads(arguments or "{}"), sort_keys=True)
-    except ValueError:
+    except (ValueError, RecursionError):
         return arguments

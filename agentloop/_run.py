@@ -22,6 +22,7 @@ from ._output_step import OutputStep, ReAsk
 from ._prices import CostMeter
 from ._result import RequestStats, RunResult, RunTiming
 from ._usage import Usage
+from ._window import Window
 
 if TYPE_CHECKING:
     from ._agent import Agent, Prompt
@@ -80,6 +81,7 @@ async def _loop(
     step = OutputStep.for_agent(agent, model.profile)
     base_settings = agent.settings | settings
     guard = LimitGuard(limits or agent.limits, model.name, meter)
+    window = Window(model, agent.history_policy, ctx, meter)
     messages = ctx.messages
     messages.extend(await initial_messages(agent, ctx, step, prompt, history))
     retries: dict[str, int] = {}
@@ -88,7 +90,8 @@ async def _loop(
     request_settings = step.settings(base_settings)
     re_ask = False
     while True:
-        request = ModelRequest(tuple(messages), step.tools, request_settings, step.response_format)
+        pending = ModelRequest(tuple(messages), step.tools, request_settings, step.response_format)
+        request = await window.fit(pending)  # what is sent; `messages` keeps everything
         guard.before_request(ctx.usage, request, counts_as_turn=not re_ask)
         response = await _send(model, request, sink, ctx)
         stats.append(RequestStats.of(response))
