@@ -18,6 +18,7 @@ from ._profiles import ModelProfile, OutputMode
 from ._settings import ModelSettings
 from ._tools import Tool, tool
 from ._usage import Limits
+from ._window import DEFAULT_HISTORY_POLICY, HistoryPolicy
 
 if TYPE_CHECKING:
     from ._context import RunContext
@@ -59,6 +60,10 @@ class Agent(Generic[OutputT]):
         max_tool_result_chars: longer tool results are truncated with a visible marker.
         approver: asked before any tool marked ``requires_approval`` runs; without one, such
             tools never run.
+        history_policy: shortens what is sent when a request would not fit the model's context
+            window (see `agentloop._window`); the default truncates large tool results, then drops
+            the oldest messages. None sends everything, and raises `ContextWindowError` before
+            sending a request the catalog says cannot fit.
     """
 
     __slots__ = (
@@ -67,6 +72,7 @@ class Agent(Generic[OutputT]):
         "_output",
         "_steps",
         "_tool_definitions",
+        "history_policy",
         "instructions",
         "limits",
         "output_mode",
@@ -82,6 +88,7 @@ class Agent(Generic[OutputT]):
     _steps: dict[ModelProfile, OutputStep]
     _tool_definitions: tuple[ToolDefinition, ...]
     _dispatch: DispatchConfig
+    history_policy: HistoryPolicy | None
     instructions: Instructions | None
     limits: Limits
     output_mode: OutputMode | None
@@ -110,6 +117,7 @@ class Agent(Generic[OutputT]):
         tool_errors: Literal["return", "raise"] = "return",
         max_tool_result_chars: int = 50_000,
         approver: Approver | None = None,
+        history_policy: HistoryPolicy | None = DEFAULT_HISTORY_POLICY,
     ) -> None:
         built = tuple(t if isinstance(t, Tool) else tool(t) for t in tools)
         by_name = _tools_by_name(built)
@@ -131,6 +139,7 @@ class Agent(Generic[OutputT]):
         assign("output_retries", output_retries)
         assign("output_validators", tuple(output_validators))
         assign("strict", strict)
+        assign("history_policy", history_policy)
         assign("_output", OutputSpec.build(output_type))
         assign("_steps", {})
         assign("_tool_definitions", tuple(t.definition(strict) for t in built))
@@ -215,6 +224,31 @@ class Agent(Generic[OutputT]):
         from ._streaming import RunStream
 
         return RunStream(self, prompt, history, deps, settings, limits)
+
+    def run_stream_sync(
+        self,
+        prompt: Prompt | None = None,
+        *,
+        on_event: Callable[[Any], object],
+        history: Sequence[Message] | None = None,
+        deps: Any = None,
+        settings: ModelSettings | None = None,
+        limits: Limits | None = None,
+    ) -> RunResult[OutputT]:
+        """`run_stream` for scripts: calls ``on_event(event)`` for each event, returns the result.
+
+        An exception from `on_event` cancels the run (as leaving ``async with`` early does).
+        """
+
+        async def consume() -> RunResult[OutputT]:
+            async with self.run_stream(
+                prompt, history=history, deps=deps, settings=settings, limits=limits
+            ) as stream:
+                async for event in stream:
+                    on_event(event)
+            return stream.result
+
+        return _run_blocking(consume)
 
 
 def _run_blocking(call: Callable[[], Awaitable[Any]]) -> Any:

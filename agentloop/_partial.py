@@ -4,22 +4,27 @@ The JSON is re-parsed with pydantic-core's partial parser (incomplete trailing s
 but only when the text has grown by a fixed fraction since the last parse, so the total work for
 an output of n characters stays O(n) however it is chunked. The value is validated against a
 "partial" version of the output type in which every field is optional, so it holds exactly the
-fields complete so far.
+fields complete so far. A number at the very end of the text is left out until something follows
+it (``12`` may still become ``123``). Dataclasses and TypedDicts get partial versions too (a model
+and a non-total TypedDict).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import types
 import typing
 from functools import cache
 from typing import Any, Union, cast, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, create_model
+from typing_extensions import TypedDict, is_typeddict
 
 __all__ = ["PartialParser"]
 
 _GROWTH = 8  # re-parse when the text grew by 1/8th of its length (geometric: linear in total)
 _MIN_STEP = 32
+_NUMBER_CHARS = "0123456789.eE+-"
 
 
 class PartialParser:
@@ -42,17 +47,25 @@ class PartialParser:
         step = max(_MIN_STEP, self._parsed_at // _GROWTH)
         if self._length - self._parsed_at < step:
             return None
-        return self._parse()
+        return self._parse(final=False)
 
-    def _parse(self) -> Any | None:
+    def flush(self) -> Any | None:
+        """The value of all the text fed, when it differs from the last one returned."""
+        if not self._length:
+            return None
+        return self._parse(final=True)
+
+    def _parse(self, *, final: bool) -> Any | None:
         from pydantic_core import from_json
 
         text = "".join(self._chunks)
         self._chunks = [text]
         self._parsed_at = self._length
+        body = text.strip().removeprefix("```json").removesuffix("```").strip()
+        if not final:  # a trailing number may still grow: leave it out
+            body = body.rstrip(_NUMBER_CHARS)
         try:
-            body = text.strip().removeprefix("```json").strip() or "{}"
-            raw: Any = from_json(body, allow_partial=True)
+            raw: Any = from_json(body or "{}", allow_partial=True)
             if self._unwrap:
                 raw = cast(dict[str, Any], raw).get("result") if isinstance(raw, dict) else None
                 if raw is None:
@@ -75,6 +88,10 @@ def _partial_type(tp: Any) -> Any:  # pyright: ignore[reportUnknownParameterType
     """`tp` with every model field optional (default None), recursively through containers."""
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         return _partial_model(tp)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _partial_dataclass(tp)
+    if is_typeddict(cast(Any, tp)):
+        return _partial_typeddict(cast(Any, tp))
     if isinstance(tp, dict):  # a raw JSON schema: the parsed JSON is the value
         return Any
     origin: Any = get_origin(tp)
@@ -101,3 +118,19 @@ def _partial_model(model: type[BaseModel]) -> type[BaseModel]:
         for name, info in model.model_fields.items()
     }
     return create_model(f"Partial{model.__name__}", **fields)
+
+
+@cache
+def _partial_dataclass(cls: type[Any]) -> type[BaseModel]:
+    hints = typing.get_type_hints(cls, include_extras=True)
+    fields: dict[str, Any] = {
+        f.name: (_partial_type(hints[f.name]) | None, None) for f in dataclasses.fields(cls)
+    }
+    return create_model(f"Partial{cls.__name__}", **fields)
+
+
+@cache
+def _partial_typeddict(cls: Any) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {name: _partial_type(hint) | None for name, hint in hints.items()}
+    return TypedDict(f"Partial{cls.__name__}", fields, total=False)  # type: ignore[misc]

@@ -88,9 +88,13 @@ class RunStream(Generic[OutputT]):
         assert self._tg is not None and self._receive is not None
         self._tg.cancel_scope.cancel()
         try:
-            return await self._tg.__aexit__(*exc_info)
+            # The producer never raises (it keeps its error for the iteration), so the group has
+            # nothing to report; an exception leaving the block (the run's error re-raised by
+            # `__anext__`, or the caller's own) propagates as it is, never wrapped in a group.
+            await self._tg.__aexit__(None, None, None)
         finally:
             self._receive.close()
+        return None
 
     def __aiter__(self) -> RunStream[OutputT]:
         return self
@@ -101,8 +105,9 @@ class RunStream(Generic[OutputT]):
         try:
             return await self._receive.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
-            if self._error is not None:
-                raise self._error from None
+            error = self._error
+            if error is not None:
+                raise error from error.__cause__  # keep the cause (an httpx error, say)
             raise StopAsyncIteration from None
 
     async def _produce(self) -> None:
@@ -133,6 +138,10 @@ class RunStream(Generic[OutputT]):
                 if partial is not None:
                     await self._send.send(PartialOutput(partial))
             response: ModelResponse = deltas.response
+        if self._partial is not None and (self._output_index is not None or not self._tool_mode):
+            final = self._partial.flush()  # the whole text: the last partial is complete
+            if final is not None:
+                await self._send.send(PartialOutput(final))
         await self._send.send(TurnFinished(RequestStats.of(response), response))
         return response
 
