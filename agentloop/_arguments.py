@@ -70,8 +70,10 @@ def load_arguments(raw: str | None) -> dict[str, Any]:
                 f"{exc.lineno}, column {exc.colno} (position {exc.pos}), near {near!r}"
             ]
         ) from None
+    except RecursionError:
+        raise ArgumentProblems(["the arguments are nested too deeply to be read"]) from None
     if isinstance(value, str) and value.strip().startswith("{"):  # JSON encoded twice
-        with contextlib.suppress(json.JSONDecodeError):
+        with contextlib.suppress(json.JSONDecodeError, RecursionError):
             value = json.loads(value)
     if value is None:
         return {}

@@ -15,9 +15,11 @@ seen any sooner).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio
 import httpx
@@ -39,10 +41,19 @@ from ._status import status_error
 if TYPE_CHECKING:
     from ._http_stream import HTTPModelStream
 
-__all__ = ["ClientPool", "Transport", "close_quietly", "scrub_error", "transport_error"]
+__all__ = [
+    "MAX_CONNECTIONS",
+    "ClientPool",
+    "Transport",
+    "close_quietly",
+    "scrub_error",
+    "transport_error",
+]
 
 _log = get_logger()
 T = TypeVar("T")
+MAX_CONNECTIONS = 100
+"""Connections of an owned client (httpx's default); more concurrent requests wait their turn."""
 
 
 class ClientPool:
@@ -57,13 +68,39 @@ class ClientPool:
         self._user = http_client
         self._timeout = timeout
         self._owned: RunVar[httpx.AsyncClient | None] = RunVar("agentloop_http", default=None)
+        self._slots: RunVar[anyio.CapacityLimiter | None] = RunVar("agentloop_slots", default=None)
+
+    def slots(self) -> anyio.CapacityLimiter | None:
+        """The owned client's connection slots (None for a caller's client).
+
+        Requests beyond the pool's size wait here, in O(1), instead of in httpcore's pool, whose
+        scheduling costs O(waiting x connections) per step: thousands of concurrent runs would
+        otherwise spend seconds per request in it. Waiting for a slot is not part of a request's
+        deadline.
+        """
+        if self._user is not None:
+            return None
+        limiter = self._slots.get()
+        if limiter is None:
+            limiter = anyio.CapacityLimiter(MAX_CONNECTIONS)
+            self._slots.set(limiter)
+        return limiter
+
+    def slot(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        limiter = self.slots()
+        return limiter if limiter is not None else contextlib.nullcontext()
 
     def get(self) -> httpx.AsyncClient:
         if self._user is not None:
             return self._user
         client = self._owned.get()
         if client is None or client.is_closed:
-            client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
+            client = httpx.AsyncClient(
+                timeout=self._timeout,
+                follow_redirects=False,
+                verify=_ssl_context(),
+                limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=20),
+            )
             self._owned.set(client)
         return client
 
@@ -77,6 +114,13 @@ class ClientPool:
             await client.aclose()
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """httpx's default TLS context, built once: loading the CA bundle costs tens of milliseconds,
+    and `run_sync` makes a new client for every run."""
+    return httpx.create_ssl_context()
+
+
 def _scrub(text: str, secrets: Sequence[str]) -> str:
     for secret in secrets:
         if secret:
@@ -84,11 +128,30 @@ def _scrub(text: str, secrets: Sequence[str]) -> str:
     return text
 
 
+def _scrub_value(value: Any, secret: str) -> Any:
+    if isinstance(value, str):
+        return value.replace(secret, "***") if secret in value else value
+    if isinstance(value, bytes):
+        return value.replace(secret.encode(), b"***")
+    if isinstance(value, Mapping):
+        items = cast("Mapping[Any, Any]", value).items()
+        return {_scrub_value(k, secret): _scrub_value(v, secret) for k, v in items}
+    if isinstance(value, list):
+        return [_scrub_value(item, secret) for item in cast("list[Any]", value)]
+    return value
+
+
 def scrub_error(error: APIError, secret: str) -> None:
-    """Take the key out of an error's message (a server may echo what it was sent)."""
-    if secret and secret in error.message:
+    """Take the key out of an error's message, body and headers (a server may echo what it was
+    sent, in an error body, a stream's error event or a response header)."""
+    if not secret:
+        return
+    if secret in error.message:
         error.message = _scrub(error.message, [secret])
         error.args = (error.message,)
+    if isinstance(error, APIStatusError):
+        error.body = _scrub_value(error.body, secret)
+        error.headers = _scrub_value(error.headers, secret)
 
 
 def transport_error(exc: Exception, what: str, secrets: Sequence[str]) -> APIConnectionError:
@@ -107,7 +170,7 @@ async def close_quietly(response: httpx.Response) -> None:
 def _decode_json(raw: bytes) -> Any:
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return raw.decode("utf-8", "replace")
 
 
@@ -144,9 +207,10 @@ class Transport:
         timed: list[float] = []
 
         async def attempt() -> ModelResponse:
-            timed[:] = [anyio.current_time()]
-            response, end = await self.open(content, headers, deadline, secret)
-            raw = await self.read_body(response, end, secret)
+            async with self.pool.slot():
+                timed[:] = [anyio.current_time()]
+                response, end = await self.open(content, headers, deadline, secret)
+                raw = await self.read_body(response, end, secret)
             return self.parse_body(raw)
 
         result, retries = await self.retrying(attempt, secret)
@@ -271,7 +335,7 @@ class Transport:
     def parse_body(raw: bytes) -> ModelResponse:
         try:
             body = json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             snippet = raw[:200].decode("utf-8", "replace")
             raise ProtocolError(f"the answer is not JSON: {snippet!r}") from exc
         return parse_completion(body)

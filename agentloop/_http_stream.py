@@ -88,26 +88,33 @@ class HTTPModelStream:
         self._accumulator = StreamAccumulator()
         self._final: ModelResponse | None = None
         self._ended = False
+        self._slot: anyio.CapacityLimiter | None = None
 
     async def __aenter__(self) -> Self:
         self._started = anyio.current_time()
         transport = self._transport
 
         async def attempt() -> httpx.Response | ModelResponse:
-            self._attempt_start = anyio.current_time()
-            response, end = await transport.open(
-                self._content, self._headers, self._deadline, self._secret
-            )
-            self._end = end
-            kind = response.headers.get("content-type", "").lower()
+            await self._take_slot()
+            try:
+                self._attempt_start = anyio.current_time()
+                response, end = await transport.open(
+                    self._content, self._headers, self._deadline, self._secret
+                )
+                self._end = end
+                kind = response.headers.get("content-type", "").lower()
+                if not kind or kind.startswith("text/event-stream"):
+                    return response  # the slot is held until the stream is closed
+                raw = await transport.read_body(response, end, self._secret)
+            except BaseException:
+                self._release_slot()
+                raise
+            self._release_slot()
             if kind.startswith("application/json"):
                 # The server ignored `stream: true` and answered with a whole completion.
-                return transport.parse_body(await transport.read_body(response, end, self._secret))
-            if kind and not kind.startswith("text/event-stream"):
-                raw = await transport.read_body(response, end, self._secret)
-                snippet = raw[:200].decode("utf-8", "replace")
-                raise ProtocolError(f"expected an event stream, got {kind!r}: {snippet!r}")
-            return response
+                return transport.parse_body(raw)
+            snippet = raw[:200].decode("utf-8", "replace")
+            raise ProtocolError(f"expected an event stream, got {kind!r}: {snippet!r}")
 
         opened, self._retries = await transport.retrying(attempt, self._secret)
         if isinstance(opened, ModelResponse):
@@ -137,6 +144,18 @@ class HTTPModelStream:
         response, self._http = self._http, None
         if response is not None:
             await close_quietly(response)
+        self._release_slot()
+
+    async def _take_slot(self) -> None:
+        limiter = self._transport.pool.slots()
+        if limiter is not None:
+            await limiter.acquire_on_behalf_of(self)
+            self._slot = limiter
+
+    def _release_slot(self) -> None:
+        slot, self._slot = self._slot, None
+        if slot is not None:
+            slot.release_on_behalf_of(self)
 
     def __aiter__(self) -> Self:
         return self

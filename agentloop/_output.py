@@ -108,7 +108,7 @@ class OutputSpec:
     def parse_json(self, raw: str) -> Any:
         try:
             value: Any = json.loads(raw) if raw.strip() else {}
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # nested too deep is not valid either
             raise OutputInvalid(
                 f"The answer is not valid JSON ({exc}); answer with JSON valid against the schema."
             ) from None

@@ -81,7 +81,7 @@ def _upstream_message(metadata: Mapping[str, Any]) -> str | None:
         return None
     try:
         inner = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return raw[:_MAX_MESSAGE]
     message, _, _, _ = error_fields(inner)
     return message
@@ -117,7 +117,9 @@ def status_error(
     if upstream and upstream not in message:
         message = f"{message}: {upstream}"
     if metadata.get("reasons") or metadata.get("flagged_input"):
-        message = f"{message} (flagged: {', '.join(map(str, metadata.get('reasons') or []))})"
+        reasons: Any = metadata.get("reasons") or []
+        listed = cast(list[Any], reasons) if isinstance(reasons, list) else [reasons]
+        message = f"{message} (flagged: {', '.join(map(str, listed))})"
     cls = _error_class(status_code, code, kind, f"{message} {code or ''} {kind or ''}")
     request_id = headers.get("x-request-id") or headers.get("request-id")
     text = f"{status_code} {message}" + (f" [code={code}]" if code else "")

@@ -204,6 +204,8 @@ class StreamAccumulator:
         if data == "[DONE]" or data.strip() == "[DONE]":
             self._done = True
             return []
+        if not data or data.isspace():  # ``data:`` with nothing in it: a keep-alive, not a chunk
+            return []
         chunk = _loads(data, strict=True)
         if not isinstance(chunk, dict):
             raise ProtocolError(f"a stream chunk is not a JSON object: {data[:200]!r}")
@@ -404,7 +406,7 @@ def _text(value: Any) -> str | None:
 def _loads(data: str, *, strict: bool) -> Any:
     try:
         return json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested beyond the parser's depth is unreadable
         if strict:
             raise ProtocolError(f"a stream event's data is not JSON: {data[:200]!r}") from None
         return data

@@ -1,0 +1,181 @@
+"""Load: thousands of concurrent agent runs against the fault server on 127.0.0.1.
+
+Usage: python tools/load.py --runs 1000 --fault-rate 0.05 [--stream-share 0.5] [--seed 1]
+
+Each run asks for a tool call (`add`), runs it and gets a final answer: two requests when nothing
+goes wrong. Each request meets a random fault of `faultserver.FAULTS` with probability
+`--fault-rate` (retryable statuses, final statuses, quota and moderation errors, HTML pages,
+resets, cut bodies, malformed JSON, errors inside streams). Every run must end as a result or as
+one of agentloop's typed errors carrying its transcript and usage; the script prints a table of
+outcomes by kind, what the server served, and the wall time, then checks that nothing was lost:
+every run accounted for, none untyped, none hung, none without its transcript, and no connection
+left open once the model is closed. The exit status is 1 if anything was lost.
+
+The script only ever talks to its own server on 127.0.0.1, and bounds itself in time (each run by
+`--run-timeout`, the whole by `--time-limit`). Retry waits are shortened (50 ms backoff, server
+waits of a few ms) so the figures measure the client, not the sleeps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from faultserver import FAULTS, FaultServer, Plan, Request, fault_plan, ok, stream, tool_call
+
+from agentloop import Agent, AgentloopError, OpenAICompatible, tool
+from agentloop._retry import RetryPolicy
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+@dataclass
+class Tally:
+    outcomes: Counter[str] = field(default_factory=lambda: Counter[str]())
+    untyped: list[str] = field(default_factory=lambda: [])
+    without_transcript: int = 0
+    hung: int = 0
+    requests: int = 0
+    retries: int = 0
+    finished: int = 0
+
+
+def handler(rate: float, rng: random.Random) -> Any:
+    names = sorted(FAULTS)
+
+    def handle(request: Request) -> Plan:
+        streaming = request.streaming
+        if rng.random() < rate:
+            return fault_plan(rng.choice(names), streaming)
+        last = request.messages[-1] if request.messages else {}
+        if last.get("role") == "tool":
+            answer = "the sum is 5"
+            return (stream(answer) if streaming else ok(answer)).named("ok")
+        call = tool_call("add", {"a": 2, "b": 3}, "call_add")
+        return (stream(None, [call]) if streaming else ok(None, [call])).named("ok")
+
+    return handle
+
+
+async def one_run(agent: Agent[str], streaming: bool, bound: float, tally: Tally) -> None:
+    try:
+        with anyio.fail_after(bound):
+            if streaming:
+                async with agent.run_stream("add 2 and 3") as events:
+                    async for _ in events:
+                        pass
+                result = events.result
+            else:
+                result = await agent.run("add 2 and 3")
+    except AgentloopError as error:
+        tally.outcomes[f"failed: {type(error).__name__}"] += 1
+        if not error.messages or error.usage is None:
+            tally.without_transcript += 1
+        else:
+            tally.requests += error.usage.requests
+            tally.retries += error.usage.retries
+    except TimeoutError:
+        tally.hung += 1
+        tally.outcomes["HUNG (run timeout)"] += 1
+    except Exception as error:  # anything untyped is a bug: count it, show it
+        tally.untyped.append(repr(error)[:200])
+        tally.outcomes[f"UNTYPED: {type(error).__name__}"] += 1
+    else:
+        ok_kind = "completed after retries" if result.usage.retries else "completed"
+        tally.outcomes[ok_kind] += 1
+        tally.requests += result.usage.requests
+        tally.retries += result.usage.retries
+        assert result.output == "the sum is 5", result.output
+    tally.finished += 1
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    rng = random.Random(args.seed + 1)  # the client's choices; the server has its own
+    tally = Tally()
+    policy = RetryPolicy(max_retries=2, initial_delay=0.05, max_delay=0.2)
+    faults = handler(args.fault_rate, random.Random(args.seed))
+    with FaultServer(faults, record=False) as server:
+        assert server.base_url.startswith("http://127.0.0.1:")
+        model = OpenAICompatible(
+            "m", base_url=server.base_url, api_key="sk-load", timeout=args.deadline, retry=policy
+        )
+        agent = Agent(model, tools=[add])
+        started = time.perf_counter()
+        with anyio.move_on_after(args.time_limit) as overall:
+            async with anyio.create_task_group() as group:
+                for _ in range(args.runs):
+                    streaming = rng.random() < args.stream_share
+                    group.start_soon(one_run, agent, streaming, args.run_timeout, tally)
+        wall = time.perf_counter() - started
+        await model.aclose()
+        closed = server.wait_closed(10)
+        report(args, tally, server, wall, overall.cancelled_caught, closed)
+        lost = (
+            args.runs - sum(tally.outcomes.values())
+            + len(tally.untyped) + tally.hung + tally.without_transcript
+            + (0 if closed else server.open_connections)
+        )  # fmt: skip
+    print(f"lost: {lost}")
+    return 1 if lost else 0
+
+
+def report(
+    args: argparse.Namespace,
+    tally: Tally,
+    server: FaultServer,
+    wall: float,
+    cut_short: bool,
+    closed: bool,
+) -> None:
+    print(f"\n{args.runs} concurrent runs, fault rate {args.fault_rate:.0%}, "
+          f"{args.stream_share:.0%} streamed, seed {args.seed}")  # fmt: skip
+    print(f"\n{'outcome':<42}{'runs':>8}{'share':>9}")
+    for kind, count in sorted(tally.outcomes.items(), key=lambda item: (-item[1], item[0])):
+        print(f"{kind:<42}{count:>8}{count / args.runs:>9.1%}")
+    print(f"{'total':<42}{sum(tally.outcomes.values()):>8}")
+    served = sum(server.served.values())
+    print(f"\n{'served by the server':<42}{'answers':>8}")
+    for kind, count in sorted(server.served.items(), key=lambda item: (-item[1], item[0])):
+        print(f"{kind:<42}{count:>8}")
+    print(f"{'total':<42}{served:>8}")
+    print(f"\nwall time: {wall:.2f} s ({served / wall:.0f} answers/s)"
+          + ("  [cut short by --time-limit]" if cut_short else ""))  # fmt: skip
+    print(f"requests counted by the runs: {tally.requests}, retries and re-asks: {tally.retries}")
+    print(f"connections opened: {server.connections}; still open after aclose: "
+          f"{server.open_connections} ({'all closed' if closed else 'LEAKED'})")  # fmt: skip
+    print(f"untyped errors: {len(tally.untyped)}, hung runs: {tally.hung}, "
+          f"errors without transcript: {tally.without_transcript}")  # fmt: skip
+    for line in tally.untyped[:10]:
+        print("  ", line)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--fault-rate", type=float, default=0.05)
+    parser.add_argument("--stream-share", type=float, default=0.5)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--deadline", type=float, default=60.0, help="per request attempt, s")
+    parser.add_argument("--run-timeout", type=float, default=120.0, help="per run, s")
+    parser.add_argument("--time-limit", type=float, default=300.0, help="whole script, s")
+    parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
+    args = parser.parse_args(argv)
+    return anyio.run(main_async, args, backend=args.backend)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
