@@ -112,9 +112,18 @@ def normalize_finish_reason(raw: Any) -> tuple[str | None, str | None]:
 def _count(mapping: Any, key: str) -> int:
     fields = as_mapping(mapping)
     value = fields.get(key) if fields is not None else None
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, float) and 0 < value < 2**53:  # NaN and infinity fail both tests
         return int(value)
     return 0
+
+
+def _is_amount(value: Any) -> bool:
+    """A finite, non-negative number (JSON allows Infinity and NaN through Python's parser)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return 0 <= value < float("inf")
 
 
 def parse_usage(usage: Any, x_groq: Any = None) -> RequestUsage:
@@ -136,7 +145,7 @@ def parse_usage(usage: Any, x_groq: Any = None) -> RequestUsage:
         output_tokens=_count(fields, "completion_tokens"),
         cached_tokens=cached,
         reasoning_tokens=_count(fields.get("completion_tokens_details"), "reasoning_tokens"),
-        cost=float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None,
+        cost=float(cost) if _is_amount(cost) else None,
     )
 
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from agentloop.testing import block_network
+
+# CI runs a fixed, reproducible set of examples (a failure there must be re-runnable); locally
+# every run explores new inputs. AGENTLOOP_FUZZ_EXAMPLES deepens the fuzz suite on demand.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(params=["asyncio", "trio"])

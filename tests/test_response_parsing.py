@@ -348,3 +348,15 @@ def test_string_error() -> None:
 def test_malformed_bodies_are_protocol_errors(data: Any, words: str) -> None:
     with pytest.raises(ProtocolError, match=words):
         parse_completion(data)
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan"), -5, True, "12"])
+def test_non_finite_or_odd_usage_numbers_count_as_zero(bad: Any) -> None:
+    body = {
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "x"}}],
+        "usage": {"prompt_tokens": bad, "completion_tokens": 3, "cost": bad},
+    }
+    usage = parse_completion(body).usage
+    assert usage.input_tokens == 0
+    assert usage.output_tokens == 3
+    assert usage.cost is None
