@@ -145,7 +145,7 @@ def parse_usage(usage: Any, x_groq: Any = None) -> RequestUsage:
         output_tokens=_count(fields, "completion_tokens"),
         cached_tokens=cached,
         reasoning_tokens=_count(fields.get("completion_tokens_details"), "reasoning_tokens"),
-        cost=float(cost) if _is_amount(cost) else None,
+        cost=float(cast(float, cost)) if _is_amount(cost) else None,
     )
 
 
