@@ -24,6 +24,7 @@ from ._messages import (
     UserMessage,
 )
 from ._output import OUTPUT_TOOL_NAME, OutputInvalid, OutputSpec
+from ._log import get_logger
 from ._profiles import ModelProfile, OutputMode
 from ._settings import ModelSettings
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["Final", "OutputStep", "ReAsk"]
 
 _OUTPUT_KEY = "output"
+_log = get_logger()
 _FORCED = ("required",)
 
 
@@ -180,6 +182,7 @@ class OutputStep:
                 raw=raw,
             )
         ctx.usage.retries += 1
+        _log.info("output_retry", run_id=ctx.run_id, attempt=used, reason=error.message[:500])
         return ReAsk(messages)
 
 

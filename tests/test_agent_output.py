@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import pytest
 from pydantic import BaseModel
+from structlog.testing import capture_logs
 from typing_extensions import TypedDict
 
 from agentloop import (
@@ -55,8 +56,11 @@ async def test_native_json_schema_strict() -> None:
 
 async def test_invalid_output_is_re_asked_with_the_errors() -> None:
     bad = {"customer": "Ada", "items": [{"name": "tea", "qty": "many"}]}
-    with FakeServer([reply(bad), reply(ORDER)]) as server:
+    with FakeServer([reply(bad), reply(ORDER)]) as server, capture_logs() as logs:
         result = await Agent(server.model(), output_type=Order).run("order?")
+    retry = next(e for e in logs if e["event"] == "output_retry")
+    assert retry["run_id"] == result.run_id
+    assert "items.0.qty" in retry["reason"]
     assert result.output.priority == "high"
     re_ask = server.requests[1]["messages"][-1]
     assert re_ask["role"] == "user"
