@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._errors import OutputTruncatedError, OutputValidationError, RefusalError, ToolRetry
+from ._log import get_logger
 from ._messages import (
     Message,
     ModelResponse,
@@ -24,7 +25,6 @@ from ._messages import (
     UserMessage,
 )
 from ._output import OUTPUT_TOOL_NAME, OutputInvalid, OutputSpec
-from ._log import get_logger
 from ._profiles import ModelProfile, OutputMode
 from ._settings import ModelSettings
 
