@@ -10,7 +10,7 @@ from typing import IO, Any, Protocol, Self
 
 from ._errors import UsageError
 
-__all__ = ["JSONLSink", "NullSink", "Sink", "read_folder", "read_jsonl"]
+__all__ = ["Folder", "JSONLSink", "NullSink", "Sink", "read_folder", "read_jsonl"]
 
 
 class Sink(Protocol):
@@ -153,17 +153,31 @@ def read_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
 
 def read_folder(
     folder: str | os.PathLike[str], pattern: str = "*", *, encoding: str = "utf-8"
-) -> Iterator[dict[str, Any]]:
+) -> Folder:
     """``{"id": relative path, "text": content}`` for each file matching `pattern`, sorted.
 
-    `pattern` is a glob (``"**/*.txt"`` recurses). Files are read one at a time, as the batch
-    asks for them; the listing itself is sorted so that keys are stable across runs.
+    `pattern` is a glob (``"**/*.txt"`` recurses). The listing is made at once (sorted, so that
+    keys are stable across runs, and counted, so that progress shows a total); each file is read
+    only when the batch asks for it.
     """
     root = Path(folder)
     if not root.is_dir():
         raise UsageError(f"not a folder: {str(root)!r}")
-    for path in sorted(p for p in root.glob(pattern) if p.is_file()):
-        yield {
-            "id": path.relative_to(root).as_posix(),
-            "text": path.read_text(encoding, errors="replace"),
-        }
+    return Folder(root, sorted(p for p in root.glob(pattern) if p.is_file()), encoding)
+
+
+class Folder:
+    """The documents of a folder: iterable (lazily read) and sized."""
+
+    def __init__(self, root: Path, paths: list[Path], encoding: str) -> None:
+        self.root, self.paths, self.encoding = root, paths, encoding
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for path in self.paths:
+            yield {
+                "id": path.relative_to(self.root).as_posix(),
+                "text": path.read_text(self.encoding, errors="replace"),
+            }

@@ -16,6 +16,7 @@ import structlog
 __all__ = ["get_logger"]
 
 _stdlib = logging.getLogger("agentloop")
+_stdlib.addHandler(logging.NullHandler())  # no "last resort" printing of warnings
 
 
 class _Logger:

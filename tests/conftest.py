@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+import structlog
 from hypothesis import settings
 
 from agentloop.testing import block_network
@@ -28,3 +29,13 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.delenv(name, raising=False)
     with block_network():
         yield
+
+
+@pytest.fixture(autouse=True)
+def _structlog_unconfigured() -> Iterator[None]:
+    """structlog's `capture_logs` leaves structlog "configured" (printing to stdout) after it
+    restores the processors; start and end every test with structlog as an application that
+    never configured it, so that agentloop's logs stay where the test expects them."""
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
