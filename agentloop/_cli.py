@@ -213,3 +213,7 @@ def _show(event: object) -> None:
         mark = "error: " if event.is_error else ""
         out.write(f"-> {mark}{json.dumps(shown)[1:-1]}\n")
     out.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -33,6 +33,7 @@ import httpx
 
 from ._errors import APIConnectionError, UsageError
 from ._models import OpenAICompatible
+from ._prices import ModelInfo, lookup_model, register_model
 from ._profiles import LLAMA_CPP_PROFILE
 
 __all__ = ["LocalServer", "find_smollm2_gguf", "free_port", "local_available"]
@@ -140,7 +141,14 @@ class LocalServer:
         ]
 
     def model(self, **options: Any) -> OpenAICompatible:
-        """A model for this server with `LLAMA_CPP_PROFILE` (options go to `OpenAICompatible`)."""
+        """A model for this server with `LLAMA_CPP_PROFILE` (options go to `OpenAICompatible`).
+
+        Unless the catalog already has an entry for it, the model is registered with its context
+        window (`n_ctx`) and a price of zero, so that history fitting knows the window and cost
+        limits (`Limits.max_cost`) work: a local model costs nothing per token.
+        """
+        if lookup_model(self.model_path.stem) is None:
+            register_model(ModelInfo(self.model_path.stem, context=self.n_ctx, input=0, output=0))
         options.setdefault("profile", LLAMA_CPP_PROFILE)
         options.setdefault("timeout", 300.0)
         return OpenAICompatible(self.model_path.stem, base_url=self.base_url, **options)

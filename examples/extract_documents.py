@@ -27,7 +27,7 @@ from typing import Annotated, Any
 import anyio
 from pydantic import BaseModel, Field
 
-from agentloop import Agent, Limits, Model
+from agentloop import Agent, Limits, Model, ModelSettings
 from agentloop.batch import BatchSummary, read_folder, run_batch
 from agentloop.testing import FakeServer, Reply, reply, tool_call
 
@@ -98,6 +98,7 @@ async def extract(
         model,
         instructions="You extract invoices exactly as written. Never invent values.",
         output_type=Invoice,
+        settings=ModelSettings(temperature=0.0, max_completion_tokens=400),
         limits=Limits(max_requests=4, max_cost=0.05),
     )
     return await run_batch(
