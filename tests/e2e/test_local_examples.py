@@ -57,7 +57,7 @@ def test_the_cli_extracts_schema_valid_records_on_the_local_model(tmp_path: Path
     assert records, f"the local model extracted nothing: {failed}"
     sys.path.insert(0, str(ROOT / "examples"))
     try:
-        from extract_documents import Invoice
+        from extract_documents import Invoice  # pyright: ignore[reportMissingImports]
     finally:
         sys.path.remove(str(ROOT / "examples"))
     for record in records:
