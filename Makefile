@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCAL_STAMP := $(VENV)/.installed-local
+DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: test lint demo fmt clean e2e
+.PHONY: test lint demo fmt clean e2e docs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -37,6 +38,14 @@ demo: $(STAMP)
 
 e2e: $(LOCAL_STAMP)
 	$(BIN)/python -m pytest -q -m e2e tests/e2e
+
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,docs]'
+	touch $(DOCS_STAMP)
+
+# The documentation site (mkdocs-material + mkdocstrings), built strictly: a warning fails it.
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .

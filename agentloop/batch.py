@@ -262,7 +262,9 @@ async def run_batch(
         resume: skip the keys the sink already holds.
         progress: True draws a `ProgressBar` on stderr, None does so on a terminal only,
             a callable receives each `BatchProgress`.
-        deps / settings / limits: as for `Agent.run` (a `BatchItem`'s own deps win).
+        deps: as for `Agent.run` (a `BatchItem`'s own deps win).
+        settings: as for `Agent.run`.
+        limits: as for `Agent.run`: the caps of each item's run.
     """
     if concurrency < 1 or retries < 0:
         raise UsageError("concurrency must be >= 1 and retries >= 0")

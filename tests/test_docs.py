@@ -1,0 +1,25 @@
+"""Every Python sample in docs/ runs as written, offline (samples that start a server excepted)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).parents[1] / "docs"
+SAMPLES = [
+    pytest.param(code, id=f"{page.name}#{index}")
+    for page in sorted(DOCS.glob("*.md"))
+    for index, code in enumerate(re.findall(r"```python\n(.*?)```", page.read_text(), re.S))
+    if "LocalServer()" not in code
+]
+
+
+def test_the_docs_have_samples() -> None:
+    assert len(SAMPLES) >= 8
+
+
+@pytest.mark.parametrize("code", SAMPLES)
+def test_sample_runs(code: str) -> None:
+    exec(compile(code, "<docs sample>", "exec"), {"__name__": "docs_sample"})
