@@ -12,11 +12,23 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from typing import Any
 
-from agentloop import Model
+from agentloop import Model, ModelSettings
 from agentloop.testing import FakeServer
 
 OFFLINE = "OFFLINE: agentloop's fake server; the model's answers are SCRIPTED, the tools are real"
 LOCAL = "LOCAL: SmolLM2-135M on llama.cpp: real tool calls from a tiny model, not wise ones"
+
+
+# llama.cpp's chatml-function-calling handler offers the tools only with tool_choice "auto";
+# greedy, seeded and capped, so that the tiny model's runs are repeatable and short.
+LOCAL_SETTINGS = ModelSettings(
+    tool_choice="auto", temperature=0.0, seed=7, max_completion_tokens=300
+)
+
+
+def settings_for(where: str) -> ModelSettings | None:
+    """The settings an example should use where it runs."""
+    return LOCAL_SETTINGS if where == LOCAL else None
 
 
 def pick_model(

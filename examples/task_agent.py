@@ -19,7 +19,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-from _common import pick_model
+from _common import pick_model, settings_for
 
 from agentloop import (
     Agent,
@@ -135,6 +135,7 @@ def main() -> tuple[RunResult[str] | None, Shop]:
             "Refunds need approval; if one is refused, tell the customer it is escalated.",
             tools=[find_order, issue_refund, send_email],
             approver=approver,
+            settings=settings_for(where),
             limits=Limits(max_requests=8, max_cost=0.05 if server is None else None),
         )
         try:

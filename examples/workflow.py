@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import anyio
-from _common import pick_model
+from _common import pick_model, settings_for
 from pydantic import BaseModel
 
 from agentloop import Agent, Limits, RunContext, RunResult, UsageLimitExceeded, tool
@@ -112,6 +112,7 @@ def main() -> tuple[RunResult[ReleaseReport] | None, Timeline]:
             "turn; tag only after all checks pass; publish only after tagging.",
             tools=[run_check, tag_release, publish],
             output_type=ReleaseReport,
+            settings=settings_for(where),
             limits=Limits(max_requests=8, max_cost=0.05 if server is None else None),
         )
         timeline.started = time.perf_counter()
