@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -22,4 +24,9 @@ def test_the_docs_have_samples() -> None:
 
 @pytest.mark.parametrize("code", SAMPLES)
 def test_sample_runs(code: str) -> None:
-    exec(compile(code, "<docs sample>", "exec"), {"__name__": "docs_sample"})
+    module = types.ModuleType("docs_sample")  # a real module: dataclasses look their module up
+    sys.modules[module.__name__] = module
+    try:
+        exec(compile(code, "<docs sample>", "exec"), module.__dict__)
+    finally:
+        del sys.modules[module.__name__]
