@@ -30,3 +30,10 @@ def test_sample_runs(code: str) -> None:
         exec(compile(code, "<docs sample>", "exec"), module.__dict__)
     finally:
         del sys.modules[module.__name__]
+
+
+@pytest.mark.parametrize("page", sorted(DOCS.rglob("*.md")), ids=lambda p: p.name)
+def test_every_code_fence_is_closed(page: Path) -> None:
+    """An unclosed fence would swallow the rest of the page, and hide its sample from this test."""
+    fences = [line for line in page.read_text().splitlines() if line.lstrip().startswith("```")]
+    assert len(fences) % 2 == 0, f"{page.name} has an unclosed code fence"
