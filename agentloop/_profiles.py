@@ -66,6 +66,7 @@ OPENAI_PROFILE = ModelProfile(
     parallel_tool_calls=True,
     output_mode="native",
 )
+"""OpenAI's API: strict tools, JSON-schema output, ``max_completion_tokens``."""
 
 OPENROUTER_PROFILE = ModelProfile(
     strict_tools=True,
@@ -75,6 +76,7 @@ OPENROUTER_PROFILE = ModelProfile(
     parallel_tool_calls=True,
     output_mode="native",
 )
+"""OpenRouter: as OpenAI's, but the output cap is sent as ``max_tokens``."""
 
 LLAMA_CPP_PROFILE = ModelProfile(
     strict_tools=False,
@@ -86,6 +88,7 @@ LLAMA_CPP_PROFILE = ModelProfile(
     stream_usage=False,
     output_mode="native",
 )
+"""llama-cpp-python's server: ``content: ""`` for tool-call turns, a schema via ``json_object``."""
 
 DEFAULT_PROFILE = ModelProfile()
 """Conservative: no strict tools, no forced tool choice, JSON mode, ``max_tokens``."""

@@ -191,6 +191,7 @@ async def apply_policy(
 
 
 DEFAULT_HISTORY_POLICY: HistoryPolicy = chain(truncate_tool_results(2_000), drop_oldest)
+"""The agents' default: cut tool results over 2,000 characters, then drop the oldest messages."""
 
 
 def reserved_output(request: ModelRequest, context: int, max_output: int | None) -> int:

@@ -147,6 +147,7 @@ def call(
 
 
 def calls(*items: ToolCall) -> AssistantMessage:
+    """An assistant turn that makes these tool calls, for a function model to return."""
     return AssistantMessage(tool_calls=tuple(items))
 
 
