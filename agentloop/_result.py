@@ -27,6 +27,7 @@ class RequestStats:
 
     @property
     def output_tokens_per_second(self) -> float | None:
+        """Output tokens over the generation time (latency less time to first token), or None."""
         if not self.latency or not self.output_tokens:
             return None
         generation = self.latency - (self.time_to_first_token or 0.0)

@@ -28,6 +28,7 @@ class Usage:
 
     @property
     def total_tokens(self) -> int:
+        """Input plus output tokens."""
         return self.input_tokens + self.output_tokens
 
     def add_request(self, usage: RequestUsage, *, retries: int = 0) -> None:

@@ -93,9 +93,11 @@ class FakeServer:
         )
 
     def add(self, *items: ScriptItem) -> None:
+        """Append answers to the script."""
         self.script.extend(items)
 
     def assert_done(self) -> None:
+        """Raise `AssertionError` if answers are left, or if a request found none."""
         if self.overrun:
             raise AssertionError(
                 f"fake server got more requests than its script ({len(self.requests)})"
