@@ -2,7 +2,7 @@
 
 Every error agentloop raises derives from `AgentloopError`. Where a built-in exception is what a
 caller would naturally catch, the error derives from it too (`APITimeoutError` is a
-`TimeoutError`, `UsageError` a `ValueError`, and so on)::
+`TimeoutError`, `UsageError` a `ValueError`, and so on):
 
     AgentloopError
     ├── UsageError (ValueError)                 the library was called wrongly

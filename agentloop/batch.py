@@ -1,6 +1,6 @@
 """Run an agent over many inputs on one machine: bounded, resumable, nothing lost.
 
-::
+For example:
 
     from agentloop.batch import read_folder, run_batch
 
