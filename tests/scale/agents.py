@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel
 
 from agentloop import OPENAI_PROFILE, Agent, OpenAICompatible
@@ -25,3 +27,24 @@ def extraction_agent(base_url: str) -> Agent[Extracted]:
 
 def prompt_of(row: dict[str, object]) -> str:
     return f"id={row['id']} {row['text']}"
+
+
+def lookup_agent(base_url: str, tool_log: Path) -> Agent[Extracted]:
+    """Two requests and one tool call per document; each tool call appends a line to `tool_log`."""
+
+    def lookup(doc_id: str) -> str:
+        """Look a document up (a side effect: one line in the tool log).
+
+        Args:
+            doc_id: the document's key.
+        """
+        with tool_log.open("a", encoding="utf-8") as log:
+            log.write(doc_id + "\n")
+        return f"document {doc_id} found"
+
+    return Agent(
+        fake_model(base_url),
+        instructions="Look the document up, then extract it.",
+        tools=[lookup],
+        output_type=Extracted,
+    )

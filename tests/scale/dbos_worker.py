@@ -1,0 +1,67 @@
+"""A DBOS worker for the crash test: durable runs of documents ``doc-<first>``..``doc-<last>``.
+
+    python tests/scale/dbos_worker.py --db sqlite:///runs.sqlite --base-url URL \
+        --tool-log tools.log --first 0 --count 100 [--executor local] [--parallel 20]
+
+It launches DBOS (which resumes the runs a dead worker left pending), then starts every document's
+run under the workflow id ``doc-<i>`` (a run that exists already is not started twice), at most
+`--parallel` at a time, and prints ``DONE <n>`` once all have finished. Each finished run prints a
+line ``RESULT <json>`` with the workflow id and the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dbos import DBOS
+
+from agentloop.durable_dbos import DBOSAgent
+from scale.agents import lookup_agent
+
+
+async def run_all(extractor: DBOSAgent, first: int, count: int, parallel: int) -> int:
+    slots = asyncio.Semaphore(parallel)
+
+    async def one(index: int) -> None:
+        async with slots:
+            key = f"doc-{index}"
+            record = await extractor.run(f"id={key} one two three", workflow_id=key)
+            print("RESULT", json.dumps({"id": key, "output": record["output"]}), flush=True)
+
+    await asyncio.gather(*(one(i) for i in range(first, first + count)))
+    return count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--base-url", required=True)
+    parser.add_argument("--tool-log", type=Path, required=True)
+    parser.add_argument("--first", type=int, default=0)
+    parser.add_argument("--count", type=int, default=100)
+    parser.add_argument("--parallel", type=int, default=20)
+    parser.add_argument("--executor", default="local")
+    args = parser.parse_args()
+    extractor = DBOSAgent(lookup_agent(args.base_url, args.tool_log), name="crash_test")
+    DBOS(
+        config={
+            "name": "agentloop-crash-test",
+            "system_database_url": args.db,
+            "executor_id": args.executor,
+        }
+    )
+    DBOS.launch()
+    print("LAUNCHED", flush=True)
+    done = asyncio.run(run_all(extractor, args.first, args.count, args.parallel))
+    print("DONE", done, flush=True)
+    DBOS.destroy()
+
+
+if __name__ == "__main__":
+    main()
