@@ -1,0 +1,1 @@
+"""One module per client framework; each defines `Client` (see `common.BaseClient`)."""
