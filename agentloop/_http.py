@@ -18,6 +18,7 @@ import contextlib
 import functools
 import json
 import ssl
+import urllib.request
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -34,6 +35,7 @@ from ._errors import (
 )
 from ._log import get_logger
 from ._messages import ModelResponse
+from ._pool import StackPool
 from ._response import parse_completion
 from ._retry import RetryPolicy, parse_retry_after
 from ._status import status_error
@@ -64,9 +66,15 @@ class ClientPool:
     used as it is and never closed.
     """
 
-    def __init__(self, http_client: httpx.AsyncClient | None, timeout: httpx.Timeout) -> None:
+    def __init__(
+        self,
+        http_client: httpx.AsyncClient | None,
+        timeout: httpx.Timeout,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
         self._user = http_client
         self._timeout = timeout
+        self._max = max_connections
         self._owned: RunVar[httpx.AsyncClient | None] = RunVar("agentloop_http", default=None)
         self._slots: RunVar[anyio.CapacityLimiter | None] = RunVar("agentloop_slots", default=None)
 
@@ -82,7 +90,7 @@ class ClientPool:
             return None
         limiter = self._slots.get()
         if limiter is None:
-            limiter = anyio.CapacityLimiter(MAX_CONNECTIONS)
+            limiter = anyio.CapacityLimiter(self._max)
             self._slots.set(limiter)
         return limiter
 
@@ -95,14 +103,22 @@ class ClientPool:
             return self._user
         client = self._owned.get()
         if client is None or client.is_closed:
-            client = httpx.AsyncClient(
+            client = self._new_client()
+            self._owned.set(client)
+        return client
+
+    def _new_client(self) -> httpx.AsyncClient:
+        """The owned client: on `StackPool` (O(1) per request) unless the environment names a
+        proxy, which httpx's own transports then serve, as for any httpx client."""
+        if urllib.request.getproxies():
+            return httpx.AsyncClient(
                 timeout=self._timeout,
                 follow_redirects=False,
                 verify=_ssl_context(),
-                limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=20),
+                limits=httpx.Limits(max_connections=self._max, max_keepalive_connections=20),
             )
-            self._owned.set(client)
-        return client
+        transport = StackPool(_ssl_context(), max_idle=self._max)
+        return httpx.AsyncClient(timeout=self._timeout, follow_redirects=False, transport=transport)
 
     async def aclose(self) -> None:
         """Close the client this loop owns (never the caller's)."""
@@ -187,13 +203,14 @@ class Transport:
         policy: RetryPolicy,
         http_client: httpx.AsyncClient | None,
         model_name: str,
+        max_connections: int | None = None,
     ) -> None:
         self.url = url
         self.params = dict(params or {})
         self.timeout = timeout
         self.deadline = deadline
         self.policy = policy
-        self.pool = ClientPool(http_client, timeout)
+        self.pool = ClientPool(http_client, timeout, max_connections or MAX_CONNECTIONS)
         self.model_name = model_name
 
     async def aclose(self) -> None:

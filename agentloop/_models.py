@@ -14,10 +14,7 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
-import httpx
-
 from ._errors import MissingAPIKeyError, UsageError
-from ._http import Transport
 from ._messages import ModelRequest, ModelResponse, RequestUsage
 from ._profiles import (
     DEFAULT_PROFILE,
@@ -30,6 +27,9 @@ from ._request import build_body, build_headers, encode_body
 from ._retry import RetryPolicy
 
 if TYPE_CHECKING:
+    import httpx
+
+    from ._http import Transport
     from ._http_stream import HTTPModelStream
     from ._settings import ModelSettings
     from ._stream import StreamDelta
@@ -101,6 +101,8 @@ def _profile_name(profile: ModelProfile) -> str:
 
 def _timeouts(timeout: float | httpx.Timeout) -> tuple[httpx.Timeout, float]:
     """httpx's per-operation timeouts and the overall deadline of one attempt."""
+    import httpx  # here, not at the top: `import agentloop` stays free of httpx (~60 ms)
+
     if isinstance(timeout, httpx.Timeout):
         return timeout, DEFAULT_DEADLINE
     if not timeout > 0:
@@ -109,6 +111,8 @@ def _timeouts(timeout: float | httpx.Timeout) -> tuple[httpx.Timeout, float]:
 
 
 def _chat_url(base_url: str) -> str:
+    import httpx
+
     try:
         url = httpx.URL(base_url)
     except (httpx.InvalidURL, TypeError) as exc:
@@ -130,6 +134,8 @@ class OpenAICompatible:
     - `api_key_env`: the variable that supplies the key; when set, a missing key is an error.
     - `extra_body`: fields added to every body (settings' ``extra_body`` still wins).
     - `http_client`: used as it is and never closed; otherwise one is owned per event loop.
+    - `max_connections`: the owned client's connections (None: 100); requests beyond wait
+      their turn. Ignored with an `http_client`.
     """
 
     system: str = "openai-compatible"
@@ -150,9 +156,14 @@ class OpenAICompatible:
         query_params: Mapping[str, str] | None = None,
         extra_body: Mapping[str, Any] | None = None,
         retry: RetryPolicy | None = None,
+        max_connections: int | None = None,
     ) -> None:
+        from ._http import Transport  # httpx and httpcore load with the first model
+
         if not model:
             raise UsageError("a model name is required")
+        if max_connections is not None and max_connections < 1:
+            raise UsageError(f"max_connections must be >= 1, not {max_connections!r}")
         self.name = model
         self.profile = profile or DEFAULT_PROFILE
         self.base_url = base_url
@@ -163,7 +174,7 @@ class OpenAICompatible:
         self._extra_body = dict(extra_body or {})
         http_timeout, deadline = _timeouts(timeout)
         policy = retry or RetryPolicy(max_retries=max_retries)
-        self._transport = Transport(
+        self._transport: Transport = Transport(
             url=_chat_url(base_url),
             params=query_params,
             timeout=http_timeout,
@@ -171,6 +182,7 @@ class OpenAICompatible:
             policy=policy,
             http_client=http_client,
             model_name=model,
+            max_connections=max_connections,
         )
 
     def __repr__(self) -> str:

@@ -471,9 +471,8 @@ async def test_nothing_leaks_after_many_failed_streams(server, sleeps):
         slots = model._transport.pool.slots()
         assert slots is not None
         assert slots.borrowed_tokens == 0  # the connection slot came back
-    transport = model._transport.pool.get()._transport
-    pool = transport._pool  # pyright: ignore[reportAttributeAccessIssue]  # httpcore's pool
-    assert all(c.is_idle() or c.is_closed() for c in pool.connections)  # none left busy
+    pool = model._transport.pool.get()._transport  # agentloop's StackPool
+    assert all(c.is_idle() or c.is_closed() for c in pool.connections)  # pyright: ignore[reportAttributeAccessIssue]
     await model.aclose()
     assert server.wait_closed(3)
     assert server.open_connections == 0
