@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 
 from ._messages import RequestUsage
 
@@ -47,6 +46,8 @@ _overrides: dict[str, ModelInfo] = {}
 
 @cache
 def _builtin() -> dict[str, ModelInfo]:
+    from importlib import resources
+
     text = resources.files("agentloop").joinpath("_catalog.json").read_text("utf-8")
     data = json.loads(text)
     return {name: ModelInfo(name, **fields) for name, fields in data.items() if name[0] != "_"}

@@ -15,7 +15,6 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 
 import anyio
 
@@ -53,6 +52,8 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
     if delay is not None:
         return delay
     try:
+        from email.utils import parsedate_to_datetime  # ~10 ms to import: only when needed
+
         when = parsedate_to_datetime(raw.strip())
     except (TypeError, ValueError, IndexError):
         return None

