@@ -100,10 +100,16 @@ class RunStream(Generic[OutputT]):
         return self
 
     async def __anext__(self) -> Any:
-        if self._receive is None:
+        receive = self._receive
+        if receive is None:
             raise UsageError("use `async with agent.run_stream(...) as stream` before iterating")
         try:
-            return await self._receive.receive()
+            # A buffered event is taken without a trip through the event loop (one per delta
+            # otherwise); the wait for the next one is a checkpoint as before.
+            try:
+                return receive.receive_nowait()
+            except anyio.WouldBlock:
+                return await receive.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             error = self._error
             if error is not None:
@@ -133,10 +139,10 @@ class RunStream(Generic[OutputT]):
         self._start_partial(model)
         async with model.stream(request) as deltas:
             async for delta in deltas:
-                await self._send.send(delta)
+                await self._emit(delta)
                 partial = self._feed_partial(delta)
                 if partial is not None:
-                    await self._send.send(PartialOutput(partial))
+                    await self._emit(PartialOutput(partial))
             response: ModelResponse = deltas.response
         if self._partial is not None and (self._output_index is not None or not self._tool_mode):
             final = self._partial.flush()  # the whole text: the last partial is complete
@@ -144,6 +150,15 @@ class RunStream(Generic[OutputT]):
                 await self._send.send(PartialOutput(final))
         await self._send.send(TurnFinished(RequestStats.of(response), response))
         return response
+
+    async def _emit(self, event: Any) -> None:
+        """Send without a checkpoint while the buffer has room (reading the HTTP stream is one);
+        wait for room otherwise (backpressure)."""
+        assert self._send is not None
+        try:
+            self._send.send_nowait(event)
+        except anyio.WouldBlock:
+            await self._send.send(event)
 
     async def on_tool(self, call: ToolCall, answer: ToolMessage, duration: float) -> None:
         assert self._send is not None
@@ -161,10 +176,10 @@ class RunStream(Generic[OutputT]):
             self._tool_mode = step.mode == "tool"
 
     def _feed_partial(self, delta: Any) -> Any | None:
-        from ._stream import TextDelta, ToolArgumentsDelta, ToolCallStarted
-
         if self._partial is None:
             return None
+        from ._stream import TextDelta, ToolArgumentsDelta, ToolCallStarted
+
         if self._tool_mode:
             if isinstance(delta, ToolCallStarted) and delta.name == OUTPUT_TOOL_NAME:
                 self._output_index = delta.index
