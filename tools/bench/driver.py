@@ -20,8 +20,10 @@ if __name__ == "__main__" and sys.argv[2:3] == ["import"]:
     exec(
         {
             "raw": "import httpx",
+            "raw_stackpool": "import httpx",
+            "agentloop_httpx": "from agentloop import Agent, OpenAICompatible, tool",
             "openai_sdk": "import openai",
-            "agentloop_": "import agentloop",
+            "agentloop_": "from agentloop import Agent, OpenAICompatible, tool",
             "pydantic_ai_": "import pydantic_ai, pydantic_ai.models.openai, "
             "pydantic_ai.providers.openai",
             "openai_agents": "import agents",

@@ -28,7 +28,11 @@ CLIENTS = {
     "pydantic_ai_": "pydantic-ai",
     "openai_agents": "openai-agents",
     "instructor_": "instructor",
+    # Only for the pool comparison (--clients raw_stackpool,agentloop_httpx,...):
+    "raw_stackpool": "raw httpx loop on StackPool",
+    "agentloop_httpx": "agentloop on httpx's pool",
 }
+DEFAULT_CLIENTS = "raw,openai_sdk,agentloop_,pydantic_ai_,openai_agents,instructor_"
 SUPPORTS = {"instructor_": {"structured", "import"}}
 # scenario -> (title, [(metric, label, scale, unit)])
 TABLES: dict[str, tuple[str, list[tuple[str, str, float, str]]]] = {
@@ -158,7 +162,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, help="repetitions (fresh processes) per measurement")
     parser.add_argument("--runs", type=int, help="sequential runs per repetition")
     parser.add_argument("--concurrency", default=None, help="comma-separated, e.g. 1000,5000")
-    parser.add_argument("--clients", default=",".join(CLIENTS), help="subset, comma-separated")
+    parser.add_argument("--clients", default=DEFAULT_CLIENTS, help="subset, comma-separated")
     parser.add_argument("--scenarios", default="tool,structured,stream,concurrent,import")
     parser.add_argument("--port", type=int, default=18744)
     parser.add_argument("--python", default=None, help="interpreter with every peer installed")
