@@ -51,12 +51,11 @@ PromptOf = Callable[[dict[str, Any]], "Prompt"]
 
 def require_ray() -> Any:
     """The `ray` module, or a `UsageError` naming the extra to install."""
-    try:
-        import ray
-        import ray.data  # pyright: ignore[reportUnusedImport]
+    try:  # by name: the extra may be missing where the type checker runs
+        importlib.import_module("ray.data")
+        return importlib.import_module("ray")
     except ImportError as exc:
         raise UsageError(f"agentloop.ray_data needs Ray Data: {INSTALL_HINT} ({exc})") from None
-    return ray  # pyright: ignore[reportUnknownVariableType]
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ largest one), and checks that every document came back once, without error.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import tempfile
@@ -20,18 +21,20 @@ import time
 from collections import Counter
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import pyarrow.parquet as pq
-import ray
 from fakechat import FakeChatProcess
 from scale.agents import extraction_agent, prompt_of
 
 from agentloop.ray_data import map_agent
 
 _ROOT = Path(__file__).resolve().parents[1]
+# By name: the type checker may run without the ray extra.
+ray: Any = importlib.import_module("ray")
+pq: Any = importlib.import_module("pyarrow.parquet")
 
 
 def _ray_worker_rss() -> list[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -21,8 +22,9 @@ def start_worker(db: str, base_url: str, tool_log: Path, out: Path, **options: A
     command += ["--tool-log", str(tool_log)]
     for name, value in options.items():
         command += [f"--{name}", str(value)]
-    log = out.open("w")
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True)
+    # stderr (DBOS's log) apart: interleaved with stdout it could split a RESULT line
+    log, errors = out.open("w"), out.with_suffix(".err").open("w")
+    return subprocess.Popen(command, stdout=log, stderr=errors, text=True)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -39,9 +41,7 @@ def lines(path: Path) -> list[str]:
 
 def completed_steps(db: str, ids: list[str]) -> dict[str, list[str]]:
     """For each workflow, the steps DBOS has recorded as finished, as `STEPS` names."""
-    from dbos import DBOSClient
-
-    client = DBOSClient(system_database_url=db)
+    client: Any = importlib.import_module("dbos").DBOSClient(system_database_url=db)
     try:
         done: dict[str, list[str]] = {}
         for workflow_id in ids:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -56,9 +57,7 @@ def test_two_thousand_documents_none_lost_or_doubled(local_ray: Any, tmp_path: P
         factory = partial(extraction_agent, server.base_url)
         out = map_agent(ds, factory, prompt=prompt_of, actors=2, concurrency=64)
         out.write_parquet(str(tmp_path / "out"))
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(str(tmp_path / "out"))
+    table = importlib.import_module("pyarrow.parquet").read_table(str(tmp_path / "out"))
     rows = table.to_pylist()
     assert len(rows) == 2000
     assert sorted(r["id"] for r in rows) == sorted(f"d{i}" for i in range(2000))
