@@ -37,7 +37,7 @@ def _crash_and_recover(db: str, tmp_path: Path) -> None:
         first.wait(10)
         before = completed_steps(db, ids)
         second = start_worker(db, server.base_url, tool_log, tmp_path / "w2.out", count=DOCS)
-        assert second.wait(180) == 0, (tmp_path / "w2.out").read_text()[-2000:]
+        assert second.wait(180) == 0, (tmp_path / "w2.err").read_text()[-2000:]
     outputs = results(tmp_path / "w2.out")
     assert outputs == {key: {"id": key, "words": 3} for key in ids}
     counts = tally(before, count_requests(requests_log), Counter(lines(tool_log)))
@@ -76,8 +76,8 @@ def _two_workers(db: str, tmp_path: Path) -> None:
         doomed.wait(10)
         before = completed_steps(db, ids[:half])
         again = start_worker(db, url, tool_log, tmp_path / "a2.out", count=half, executor="a")
-        assert again.wait(180) == 0, (tmp_path / "a2.out").read_text()[-2000:]
-        assert other.wait(180) == 0, (tmp_path / "b.out").read_text()[-2000:]
+        assert again.wait(180) == 0, (tmp_path / "a2.err").read_text()[-2000:]
+        assert other.wait(180) == 0, (tmp_path / "b.err").read_text()[-2000:]
     outputs = {**results(tmp_path / "a2.out"), **results(tmp_path / "b.out")}
     assert outputs == {key: {"id": key, "words": 3} for key in ids}
     requests, tools = count_requests(requests_log), Counter(lines(tool_log))
