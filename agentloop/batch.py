@@ -166,6 +166,8 @@ class _Batch:
     async def work(self, receive: ObjectReceiveStream[Any]) -> None:
         async with receive:
             async for key, raw in receive:
+                if self.summary.stopped:  # taken from the buffer after a stop: not started
+                    continue
                 self.running += 1
                 try:
                     await self.one(key, raw)
@@ -216,7 +218,8 @@ class _Batch:
         _add_usage(self.summary.usage, usage)
         self.summary.cost += costs[0]
         self.summary.cost_unknown += int(costs[1] > 0)
-        if self.max_cost is not None and self.summary.cost >= self.max_cost:
+        # A sum of per-item float costs may fall an ulp short of the same amount written once.
+        if self.max_cost is not None and self.summary.cost >= self.max_cost * (1 - 1e-9):
             self.stop(f"max_cost ${self.max_cost} reached (${self.summary.cost:.4f} spent)")
 
     def stop(self, reason: str) -> None:
