@@ -124,6 +124,8 @@ class LocalServer:
         return [
             sys.executable,
             "-m",
+            "agentloop._local_launch",  # the server exits if this process dies first
+            str(os.getpid()),
             "llama_cpp.server",
             "--model",
             str(self.model_path),

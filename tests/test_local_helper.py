@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -22,8 +25,9 @@ def test_the_command_binds_loopback_on_the_chosen_port(tmp_path: Path) -> None:
     weights.write_bytes(b"GGUF")
     server = LocalServer(weights, port=4321, n_ctx=512, n_threads=1)
     command = server.command()
-    assert command[:3] == [sys.executable, "-m", "llama_cpp.server"]
-    options = dict(zip(command[3::2], command[4::2], strict=True))
+    launcher = [sys.executable, "-m", "agentloop._local_launch", str(os.getpid())]
+    assert command[:5] == [*launcher, "llama_cpp.server"]
+    options = dict(zip(command[5::2], command[6::2], strict=True))
     assert options["--host"] == "127.0.0.1" and options["--port"] == "4321"
     assert options["--chat_format"] == "chatml-function-calling"
     assert options["--n_ctx"] == "512" and options["--model"] == str(weights)
@@ -48,3 +52,38 @@ def test_a_server_that_exits_early_raises_with_its_output(tmp_path: Path) -> Non
     with pytest.raises(APIConnectionError, match="exited with code"):
         server.start()
     assert not server.running
+
+
+def test_the_server_process_exits_when_its_owner_is_killed(tmp_path: Path) -> None:
+    """An owner killed with SIGKILL cannot stop its server: the launcher's watchdog does."""
+    pid_file = tmp_path / "child.pid"
+    owner = (
+        "import subprocess, sys, time\n"
+        "import os\n"
+        "child = subprocess.Popen([sys.executable, '-m', 'agentloop._local_launch',"
+        " str(os.getpid()), 'http.server', '0', '--bind', '127.0.0.1'], stdout=subprocess.DEVNULL,"
+        " stderr=subprocess.DEVNULL)\n"
+        f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        "time.sleep(60)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", owner])
+    deadline = time.monotonic() + 20
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, "the owner did not start its child"
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    assert _alive(child)
+    process.kill()
+    process.wait()
+    while _alive(child):
+        assert time.monotonic() < deadline, "the orphaned server is still running"
+        time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ", 1)[1].startswith("Z"))
