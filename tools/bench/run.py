@@ -107,9 +107,14 @@ def start_server(python: str, port: int) -> subprocess.Popen[str]:
     return server
 
 
-def drive(python: str, client: str, scenario: str, extra: list[str]) -> dict[str, Any]:
+def drive(
+    python: str, client: str, scenario: str, extra: list[str], limit: float = 900
+) -> dict[str, Any]:
     command = [*pin(0), python, str(HERE / "driver.py"), client, scenario, *extra]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=HERE, timeout=900)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, cwd=HERE, timeout=limit)
+    except subprocess.TimeoutExpired:
+        return {"error": f"did not finish within {limit:g} s"}
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["?"])[-1]
         return {"error": tail[:200]}
@@ -164,6 +169,10 @@ def main() -> None:
     parser.add_argument("--concurrency", default=None, help="comma-separated, e.g. 1000,5000")
     parser.add_argument("--clients", default=DEFAULT_CLIENTS, help="subset, comma-separated")
     parser.add_argument("--scenarios", default="tool,structured,stream,concurrent,import")
+    parser.add_argument("--concurrent-reps", type=int, default=1, help="repetitions of (c)")
+    parser.add_argument(
+        "--concurrent-limit", type=float, default=180, help="seconds before a (c) run is cut off"
+    )
     parser.add_argument("--port", type=int, default=18744)
     parser.add_argument("--python", default=None, help="interpreter with every peer installed")
     args = parser.parse_args()
@@ -196,9 +205,9 @@ def main() -> None:
             if scenario == "concurrent":
                 for level in levels:
                     key = f"concurrent_{level}"
-                    count = reps if level <= 1000 else max(1, reps // 2)
-                    rows = _collect(python, clients, "concurrent", count,
-                                    [*common, "--concurrency", str(level)])  # fmt: skip
+                    rows = _collect(python, clients, "concurrent", args.concurrent_reps,
+                                    [*common, "--concurrency", str(level)],
+                                    args.concurrent_limit)  # fmt: skip
                     results["scenarios"][key] = rows
                     title = (f"(c) {level} concurrent runs, 200 ms server latency per request, "
                              f"every client limited to {level} connections")  # fmt: skip
@@ -222,7 +231,12 @@ def main() -> None:
 
 
 def _collect(
-    python: str, clients: list[str], scenario: str, reps: int, extra: list[str]
+    python: str,
+    clients: list[str],
+    scenario: str,
+    reps: int,
+    extra: list[str],
+    limit: float = 900,
 ) -> dict[str, list[dict[str, Any]]]:
     """Repetitions interleaved (client A, B, C, A, B, C...) so slow drift hits every client."""
     rows: dict[str, list[dict[str, Any]]] = {}
@@ -231,7 +245,7 @@ def _collect(
         for client in clients:
             if scenario not in SUPPORTS.get(client, {scenario}) or client in failed:
                 continue
-            result = drive(python, client, scenario, extra)
+            result = drive(python, client, scenario, extra, limit)
             rows.setdefault(client, []).append(result)
             if "error" in result:
                 print(f"  {CLIENTS[client]} / {scenario}: {result['error']}", file=sys.stderr)
