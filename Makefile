@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCAL_STAMP := $(VENV)/.installed-local
 DOCS_STAMP := $(VENV)/.installed-docs
+SCALE_STAMP := $(VENV)/.installed-scale
+BENCH_VENV := tools/bench/.venv
 
-.PHONY: test lint demo fmt clean e2e docs
+.PHONY: test lint demo fmt clean e2e docs scale bench bench-quick
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -46,6 +48,27 @@ $(DOCS_STAMP): $(STAMP)
 # The documentation site (mkdocs-material + mkdocstrings), built strictly: a warning fails it.
 docs: $(DOCS_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+# Ray Data and DBOS (SQLite, and a PostgreSQL server the suite starts itself when one is installed).
+$(SCALE_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,ray,dbos]'
+	touch $(SCALE_STAMP)
+
+scale: $(SCALE_STAMP)
+	$(BIN)/python -m pytest -q -m scale tests/scale
+
+# The benchmark against the peers, in a venv of its own (pinned peers, agentloop from this checkout).
+$(BENCH_VENV)/.installed: tools/bench/requirements.txt pyproject.toml
+	test -x $(BENCH_VENV)/bin/python || $(PY) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r tools/bench/requirements.txt -e .
+	touch $@
+
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python tools/bench/run.py
+
+bench-quick: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python tools/bench/run.py --quick
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .
