@@ -201,7 +201,7 @@ class StreamAccumulator:
             if isinstance(body, Mapping) and "error" in body:
                 raise_error_body(body)  # pyright: ignore[reportUnknownArgumentType]
             raise status_error(500, body)
-        if data == "[DONE]" or data.strip() == "[DONE]":
+        if data[:1] != "{" and (data == "[DONE]" or data.strip() == "[DONE]"):
             self._done = True
             return []
         if not data or data.isspace():  # ``data:`` with nothing in it: a keep-alive, not a chunk

@@ -137,12 +137,15 @@ class RunStream(Generic[OutputT]):
     async def stream_request(self, model: Any, request: ModelRequest) -> ModelResponse:
         assert self._send is not None
         self._start_partial(model)
+        from ._http_stream import whole_stream_deadline
+
         async with model.stream(request) as deltas:
-            async for delta in deltas:
-                await self._emit(delta)
-                partial = self._feed_partial(delta)
-                if partial is not None:
-                    await self._emit(PartialOutput(partial))
+            with whole_stream_deadline(deltas):  # one scope, not one per chunk
+                async for delta in deltas:
+                    await self._emit(delta)
+                    partial = self._feed_partial(delta)
+                    if partial is not None:
+                        await self._emit(PartialOutput(partial))
             response: ModelResponse = deltas.response
         if self._partial is not None and (self._output_index is not None or not self._tool_mode):
             final = self._partial.flush()  # the whole text: the last partial is complete

@@ -222,3 +222,21 @@ def test_round_trip_with_random_line_ends_and_chunking(
 ) -> None:
     data = (b"\xef\xbb\xbf" if bom else b"") + encode(events, ends)
     assert decode(*chunked(data, cuts)) == events
+
+
+LINE = st.sampled_from(
+    ["data: {}", "data: x", "data:y", "event: e", "id: 9", "retry: 5", ": c", ""]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.lists(LINE, min_size=1, max_size=4), st.booleans()), max_size=8))
+def test_whole_events_per_chunk_decode_as_byte_by_byte(
+    blocks: list[tuple[list[str], bool]],
+) -> None:
+    # A chunk of whole "data: " events takes a fast path; fields set by an earlier chunk
+    # (event, id, retry, a data line without its blank line) must still apply to it.
+    chunks = ["".join(line + "\n" for line in lines) + "\n" * end for lines, end in blocks]
+    whole = decode(*(chunk.encode() for chunk in chunks))
+    data = "".join(chunks).encode()
+    assert whole == decode(*(data[i : i + 1] for i in range(len(data))))

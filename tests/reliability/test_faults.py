@@ -309,6 +309,38 @@ async def test_keepalive_comments_forever_hit_the_overall_deadline(server, sleep
     assert "deadline" in failure.message
 
 
+async def test_stream_that_stalls_halfway_hits_the_deadline(server, sleeps):
+    # run_stream holds one deadline scope around the whole read (not one per chunk): a stall
+    # after some text still ends at the deadline, as a typed error with the transcript.
+    stall = stream("a long answer that stalls", chunk_delay=30)
+    failure = await expect_failure(
+        server, sleeps, "stream", [stall], APITimeoutError, attempts=1, timeout=0.4
+    )
+    assert "did not end within its 0.4 s deadline" in failure.message
+
+
+async def test_a_stream_read_directly_stalls_into_the_deadline(server, sleeps):
+    # model.stream() iterated by a caller: each read has its own scope at the same deadline.
+    from agentloop._messages import ModelRequest, UserMessage
+
+    server.script(stream("a long answer that stalls", chunk_delay=30))
+    model = make_model(server, sleeps, timeout=0.4)
+    started = time.monotonic()
+
+    async def read_all() -> None:
+        async with model.stream(ModelRequest((UserMessage("hi"),))) as deltas:
+            async for _ in deltas:
+                pass
+
+    try:
+        with pytest.raises(APITimeoutError, match=r"0\.4 s deadline"):
+            await read_all()
+    finally:
+        await model.aclose()
+    assert 0.4 <= time.monotonic() - started < 2.5
+    assert server.wait_closed(3)
+
+
 @pytest.mark.parametrize("mode", MODES)
 async def test_malformed_json_is_a_protocol_error(server, sleeps, mode):
     if mode == "stream":
