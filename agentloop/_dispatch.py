@@ -88,10 +88,14 @@ async def dispatch(
     turn = _Turn(config, ctx, retries, notify, [None] * len(calls))
     try:
         for batch in _batches(calls, config.tools):
-            async with anyio.create_task_group() as tg:
-                limiter = anyio.CapacityLimiter(config.concurrency)
-                for index in batch:
-                    tg.start_soon(_run_one, turn, index, calls[index], limiter, tg.cancel_scope)
+            if len(batch) == 1:  # one call: no task to spawn, no limiter to pass
+                with anyio.CancelScope() as scope:
+                    await _run_one(turn, batch[0], calls[batch[0]], None, scope)
+            else:
+                async with anyio.create_task_group() as tg:
+                    limiter = anyio.CapacityLimiter(config.concurrency)
+                    for index in batch:
+                        tg.start_soon(_run_one, turn, index, calls[index], limiter, tg.cancel_scope)
             if turn.failure is not None:
                 break
     finally:
@@ -127,12 +131,15 @@ async def _run_one(
     turn: _Turn,
     index: int,
     call: ToolCall,
-    limiter: anyio.CapacityLimiter,
+    limiter: anyio.CapacityLimiter | None,
     scope: anyio.CancelScope,
 ) -> None:
     started = time.perf_counter()
-    async with limiter:
+    if limiter is None:
         answer = await _answer(turn, call, scope)
+    else:
+        async with limiter:
+            answer = await _answer(turn, call, scope)
     turn.answers[index] = answer
     duration = time.perf_counter() - started
     _log.debug(
@@ -161,11 +168,14 @@ async def _answer(turn: _Turn, call: ToolCall, scope: anyio.CancelScope) -> Tool
             return ToolMessage(call.id, text, call.name, is_error=True)
         ctx = dataclasses.replace(turn.ctx, tool_call_id=call.id, tool_name=call.name)
         value: Any = None
-        with anyio.move_on_after(tool.timeout if tool.timeout is not None else float("inf")) as t:
+        if tool.timeout is None:
             value = await tool.call(arguments, ctx)
-        if t.cancelled_caught:
-            text = f"Tool {call.name!r} timed out after {tool.timeout} s."
-            return _error_answer(turn, call, text, None, scope)
+        else:
+            with anyio.move_on_after(tool.timeout) as timer:
+                value = await tool.call(arguments, ctx)
+            if timer.cancelled_caught:
+                text = f"Tool {call.name!r} timed out after {tool.timeout} s."
+                return _error_answer(turn, call, text, None, scope)
     except ToolRetry as signal:
         return _retry_answer(turn, call, tool.name, tool.max_retries, signal.message, scope)
     except Exception as exc:

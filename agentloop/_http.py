@@ -178,6 +178,8 @@ def transport_error(exc: Exception, what: str, secrets: Sequence[str]) -> APICon
 
 
 async def close_quietly(response: httpx.Response) -> None:
+    if response.is_closed:  # a body read to its end is closed already (httpx closes it)
+        return
     with anyio.move_on_after(5, shield=True):
         with contextlib.suppress(httpx.HTTPError):
             await response.aclose()
@@ -232,8 +234,10 @@ class Transport:
 
         result, retries = await self.retrying(attempt, secret)
         now = anyio.current_time()
-        result = result.replace(retries=retries, time_to_first_token=now - timed[0])
-        return self.finished(result.replace(latency=now - started), stream=False)
+        result = result.replace(
+            retries=retries, time_to_first_token=now - timed[0], latency=now - started
+        )
+        return self.finished(result, stream=False)
 
     def finished(self, response: ModelResponse, *, stream: bool) -> ModelResponse:
         usage = response.usage
