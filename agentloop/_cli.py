@@ -129,7 +129,7 @@ def _inputs(path: Path, pattern: str) -> Iterable[dict[str, Any]]:
 async def _extract(
     args: argparse.Namespace, agent: Agent[Any], inputs: Iterable[dict[str, Any]]
 ) -> int:
-    from .batch import run_batch
+    from .batch import JSONLSink, run_batch
 
     template: str = args.prompt
 
@@ -139,10 +139,11 @@ async def _extract(
         except KeyError as exc:
             raise UsageError(f"the record has no field {exc} for --prompt") from None
 
+    sink = JSONLSink(args.output)
     summary = await run_batch(
         agent,
         inputs,
-        args.output,
+        sink,
         prompt=prompt,
         concurrency=args.concurrency,
         retries=args.retries,
@@ -150,9 +151,9 @@ async def _extract(
         progress=True,
     )
     print(summary)
-    print(f"results: {args.output}")
+    print(f"results: {sink.path}")
     if summary.failed:
-        print(f"failures: {args.output.with_name(args.output.stem + '.failures.jsonl')}")
+        print(f"failures: {sink.failures_path}")
     return 1 if summary.failed or summary.stopped else 0
 
 

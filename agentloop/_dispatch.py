@@ -24,7 +24,14 @@ if TYPE_CHECKING:
     from ._context import RunContext
     from ._tools import Tool
 
-__all__ = ["Approver", "DispatchConfig", "ToolNotifier", "dispatch", "tool_result_text"]
+__all__ = [
+    "Approver",
+    "DispatchConfig",
+    "ToolNotifier",
+    "call_tool",
+    "dispatch",
+    "tool_result_text",
+]
 
 Approver = Callable[[ToolCall, "RunContext[Any]"], bool | Awaitable[bool]]
 ToolNotifier = Callable[[ToolCall, ToolMessage, float], Awaitable[None]]
@@ -167,21 +174,27 @@ async def _answer(turn: _Turn, call: ToolCall, scope: anyio.CancelScope) -> Tool
             text = f"Tool {call.name!r} was not approved; it did not run."
             return ToolMessage(call.id, text, call.name, is_error=True)
         ctx = dataclasses.replace(turn.ctx, tool_call_id=call.id, tool_name=call.name)
-        value: Any = None
-        if tool.timeout is None:
-            value = await tool.call(arguments, ctx)
-        else:
-            with anyio.move_on_after(tool.timeout) as timer:
-                value = await tool.call(arguments, ctx)
-            if timer.cancelled_caught:
-                text = f"Tool {call.name!r} timed out after {tool.timeout} s."
-                return _error_answer(turn, call, text, None, scope)
+        value, timed_out = await call_tool(tool, arguments, ctx)
+        if timed_out:
+            text = f"Tool {call.name!r} timed out after {tool.timeout} s."
+            return _error_answer(turn, call, text, None, scope)
     except ToolRetry as signal:
         return _retry_answer(turn, call, tool.name, tool.max_retries, signal.message, scope)
     except Exception as exc:
         text = f"Tool {call.name!r} failed: {type(exc).__name__}: {exc}"
         return _error_answer(turn, call, text, exc, scope)
     return ToolMessage(call.id, tool_result_text(value, config.max_result_chars), call.name)
+
+
+async def call_tool(
+    tool: Tool, arguments: dict[str, Any], ctx: RunContext[Any]
+) -> tuple[Any, bool]:
+    """Call `tool` under its timeout (a tool without one is simply awaited): (value, timed out)."""
+    if tool.timeout is None:
+        return await tool.call(arguments, ctx), False
+    with anyio.move_on_after(tool.timeout):
+        return await tool.call(arguments, ctx), False
+    return None, True
 
 
 async def _approved(turn: _Turn, call: ToolCall) -> bool:

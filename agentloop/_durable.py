@@ -32,10 +32,8 @@ from contextlib import AbstractAsyncContextManager
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
-import anyio
-
 from ._agent import Agent
-from ._dispatch import tool_result_text
+from ._dispatch import call_tool, tool_result_text
 from ._errors import ToolRetry, UsageError
 from ._messages import ModelRequest, ModelResponse
 from ._tools import Tool
@@ -133,11 +131,9 @@ class DurableModel:
 
 async def _tool_outcome(tool: Tool, arguments: dict[str, Any], ctx: RunContext[Any]) -> JSON:
     """Run the tool: ``{"ok": text}``, ``{"retry": message}`` or ``{"error": "Type: message"}``."""
-    value: Any = None
     try:
-        with anyio.move_on_after(tool.timeout if tool.timeout is not None else float("inf")) as t:
-            value = await tool.call(arguments, ctx)
-        if t.cancelled_caught:
+        value, timed_out = await call_tool(tool, arguments, ctx)
+        if timed_out:
             return {"error": f"TimeoutError: the tool timed out after {tool.timeout} s"}
     except ToolRetry as signal:
         return {"retry": signal.message}

@@ -39,6 +39,16 @@ class Usage:
         self.reasoning_tokens += usage.reasoning_tokens
         self.retries += retries
 
+    def add(self, other: Usage) -> None:
+        """Add another run's totals to these (the totals of a batch, for example)."""
+        self.requests += other.requests
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cached_tokens += other.cached_tokens
+        self.reasoning_tokens += other.reasoning_tokens
+        self.tool_calls += other.tool_calls
+        self.retries += other.retries
+
     def copy(self) -> Usage:
         return dataclasses.replace(self)
 

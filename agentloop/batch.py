@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -49,6 +48,8 @@ from ._errors import (
 )
 from ._log import get_logger
 from ._progress import BatchProgress, ProgressBar
+from ._result import RunResult
+from ._retry import RetryPolicy
 from ._settings import ModelSettings
 from ._usage import Limits, Usage
 
@@ -58,6 +59,7 @@ __all__ = [
     "BatchItem",
     "BatchProgress",
     "BatchSummary",
+    "ItemTally",
     "JSONLSink",
     "ProgressBar",
     "Sink",
@@ -65,6 +67,7 @@ __all__ = [
     "read_jsonl",
     "run_batch",
     "run_batch_sync",
+    "run_with_retries",
 ]
 
 RETRYABLE: tuple[type[Exception], ...] = (
@@ -85,6 +88,9 @@ FATAL: tuple[type[Exception], ...] = (
     PermissionDeniedError,
 )
 """Failures that every other item would meet too: the batch stops sending new items."""
+
+ITEM_RETRY = RetryPolicy(initial_delay=0.5, max_delay=30.0)
+"""The backoff between attempts of one item (its `backoff`; the requests have their own)."""
 
 _log = get_logger()
 
@@ -133,6 +139,48 @@ class BatchSummary:
         return "\n".join(lines)
 
 
+@dataclass(slots=True)
+class ItemTally:
+    """What one item used over all its attempts, failed ones included."""
+
+    usage: Usage = field(default_factory=Usage)
+    cost: float = 0.0
+    unpriced: bool = False
+    """A request was made whose price is unknown, so `cost` is a lower bound."""
+    attempts: int = 0
+
+    @property
+    def known_cost(self) -> float | None:
+        return None if self.unpriced else self.cost
+
+    def account(self, used: object, cost: object) -> None:
+        if isinstance(used, Usage):
+            self.usage.add(used)
+            self.unpriced = self.unpriced or (used.requests > 0 and cost is None)
+        if isinstance(cost, int | float) and math.isfinite(cost):
+            self.cost += cost
+
+
+async def run_with_retries(
+    agent: Agent[Any], prompt: Prompt, tally: ItemTally, retries: int, **options: Any
+) -> RunResult[Any]:
+    """``agent.run(prompt, **options)``, attempted again (at most `retries` more times, after
+    `ITEM_RETRY`'s backoff) when it fails with a `RETRYABLE` error; every attempt's usage and cost
+    go into `tally`. The last failure is raised."""
+    while True:
+        tally.attempts += 1
+        try:
+            result = await agent.run(prompt, **options)
+        except Exception as exc:
+            tally.account(getattr(exc, "usage", None), getattr(exc, "cost", None))
+            if isinstance(exc, RETRYABLE) and tally.attempts <= retries:
+                await anyio.sleep(ITEM_RETRY.backoff(tally.attempts - 1))
+                continue
+            raise
+        tally.account(result.usage, result.cost)
+        return result
+
+
 @dataclass(slots=True, kw_only=True)
 class _Batch:
     agent: Agent[Any]
@@ -176,48 +224,37 @@ class _Batch:
                 self._report()
 
     async def one(self, key: str, raw: Any) -> None:
-        usage, costs, attempts, started = Usage(), [0.0, 0], 0, time.monotonic()
-        while True:
-            attempts += 1
-            try:
-                item = _item(key, raw, self.prompt)
-                result = await self.agent.run(
-                    item.prompt,
-                    deps=item.deps if item.deps is not None else self.deps,
-                    settings=self.settings,
-                    limits=self.limits,
-                )
-            except Exception as exc:
-                _account(usage, costs, getattr(exc, "usage", None), getattr(exc, "cost", None))
-                if isinstance(exc, RETRYABLE) and attempts <= self.retries:
-                    await anyio.sleep(_backoff(attempts))
-                    continue
-                self.failure(key, exc, usage, costs, attempts, started)
-                return
-            _account(usage, costs, result.usage, result.cost)
-            record = {"key": key, "output": to_jsonable_python(result.output)}
-            self.summary.succeeded += 1
-            self.sink.write_result(record | _stats(usage, costs, attempts, started))
-            self._spent(usage, costs)
+        tally, started = ItemTally(), time.monotonic()
+        try:
+            item = _item(key, raw, self.prompt)
+            deps = item.deps if item.deps is not None else self.deps
+            result = await run_with_retries(
+                self.agent, item.prompt, tally, self.retries,
+                deps=deps, settings=self.settings, limits=self.limits,
+            )  # fmt: skip
+        except Exception as exc:
+            self.failure(key, exc, tally, started)
             return
+        record = {"key": key, "output": to_jsonable_python(result.output)}
+        self.summary.succeeded += 1
+        self.sink.write_result(record | _stats(tally, started))
+        self._spent(tally)
 
-    def failure(
-        self, key: str, exc: Exception, usage: Usage, costs: list[float], attempts: int, t: float
-    ) -> None:
+    def failure(self, key: str, exc: Exception, tally: ItemTally, started: float) -> None:
         name = type(exc).__name__
         self.summary.failed += 1
         self.summary.errors[name] = self.summary.errors.get(name, 0) + 1
         record = {"key": key, "error": name, "message": str(exc)[:2_000]}
-        self.sink.write_failure(record | _stats(usage, costs, attempts, t))
-        _log.warning("batch_item_failed", key=key, error=name, attempts=attempts)
-        self._spent(usage, costs)
+        self.sink.write_failure(record | _stats(tally, started))
+        _log.warning("batch_item_failed", key=key, error=name, attempts=tally.attempts)
+        self._spent(tally)
         if isinstance(exc, FATAL):
             self.stop(f"{name} on item {key!r}: {str(exc)[:200]}")
 
-    def _spent(self, usage: Usage, costs: list[float]) -> None:
-        _add_usage(self.summary.usage, usage)
-        self.summary.cost += costs[0]
-        self.summary.cost_unknown += int(costs[1] > 0)
+    def _spent(self, tally: ItemTally) -> None:
+        self.summary.usage.add(tally.usage)
+        self.summary.cost += tally.cost
+        self.summary.cost_unknown += tally.unpriced
         # A sum of per-item float costs may fall an ulp short of the same amount written once.
         if self.max_cost is not None and self.summary.cost >= self.max_cost * (1 - 1e-9):
             self.stop(f"max_cost ${self.max_cost} reached (${self.summary.cost:.4f} spent)")
@@ -346,38 +383,16 @@ def _item(key: str, raw: Any, prompt: Callable[[Any], Prompt] | None) -> BatchIt
     raise UsageError(f"item {key!r}: no prompt in a {kind}; pass prompt=")
 
 
-def _account(usage: Usage, costs: list[float], used: Any, cost: Any) -> None:
-    if isinstance(used, Usage):
-        _add_usage(usage, used)
-        if used.requests and cost is None:
-            costs[1] += 1
-    if isinstance(cost, int | float) and math.isfinite(cost):
-        costs[0] += cost
-
-
-def _add_usage(total: Usage, more: Usage) -> None:
-    total.requests += more.requests
-    total.input_tokens += more.input_tokens
-    total.output_tokens += more.output_tokens
-    total.cached_tokens += more.cached_tokens
-    total.reasoning_tokens += more.reasoning_tokens
-    total.tool_calls += more.tool_calls
-    total.retries += more.retries
-
-
-def _stats(usage: Usage, costs: list[float], attempts: int, started: float) -> dict[str, Any]:
+def _stats(tally: ItemTally, started: float) -> dict[str, Any]:
+    cost = tally.known_cost
     return {
-        "attempts": attempts,
-        "requests": usage.requests,
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "cost": None if costs[1] else round(costs[0], 8),
+        "attempts": tally.attempts,
+        "requests": tally.usage.requests,
+        "input_tokens": tally.usage.input_tokens,
+        "output_tokens": tally.usage.output_tokens,
+        "cost": None if cost is None else round(cost, 8),
         "seconds": round(time.monotonic() - started, 3),
     }
-
-
-def _backoff(attempt: int) -> float:
-    return min(30.0, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
 
 
 def _as_sink(sink: Sink | str | os.PathLike[str] | None) -> Sink:
@@ -392,7 +407,8 @@ def _progress(
     progress: bool | Callable[[BatchProgress], object] | None,
 ) -> Callable[[BatchProgress], object] | None:
     if progress is None:
-        return ProgressBar() if ProgressBar().tty else None
+        bar = ProgressBar()
+        return bar if bar.tty else None
     if progress is True:
         return ProgressBar()
     return progress or None

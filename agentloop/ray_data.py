@@ -38,6 +38,7 @@ from ._errors import UsageError
 
 if TYPE_CHECKING:
     from ._agent import Agent, Prompt
+    from .batch import ItemTally
 
 __all__ = ["ERROR_COLUMNS", "AgentMapper", "RowOutcome", "map_agent", "require_ray"]
 
@@ -81,8 +82,8 @@ def _default_prompt(column: str) -> PromptOf:
 class AgentMapper:
     """The callable class of the ``map_batches`` stage: one per actor, pyarrow batches in and out.
 
-    `retries` extra attempts are made for the failures `agentloop.batch.RETRYABLE` names, after
-    ``0.5 * 2**attempt`` seconds.
+    `retries` extra attempts are made for the failures `agentloop.batch.RETRYABLE` names, with
+    the backoff of `agentloop.batch.ITEM_RETRY`; a row's usage and cost count every attempt.
     """
 
     def __init__(
@@ -132,43 +133,31 @@ class AgentMapper:
         return outcomes
 
     async def _run_row(self, row: dict[str, Any]) -> RowOutcome:
-        from .batch import RETRYABLE
+        from .batch import ItemTally, run_with_retries
 
-        attempt = 0
-        while True:
-            try:
-                result = await self._agent.run(self._prompt(row))
-            except RETRYABLE as exc:
-                if attempt >= self._retries:
-                    return _failure(exc)
-                await anyio.sleep(0.5 * 2**attempt)
-                attempt += 1
-            except Exception as exc:
-                return _failure(exc)
-            else:
-                usage = result.usage
-                return RowOutcome(
-                    output=to_json(result.output, fallback=str).decode(),
-                    requests=usage.requests,
-                    input_tokens=usage.input_tokens,
-                    output_tokens=usage.output_tokens,
-                    cost=result.cost,
-                )
+        tally = ItemTally()
+        try:
+            result = await run_with_retries(self._agent, self._prompt(row), tally, self._retries)
+        except Exception as exc:
+            return _outcome(tally, error=exc)
+        return _outcome(tally, output=to_json(result.output, fallback=str).decode())
 
 
 async def _limiter(total: int) -> anyio.CapacityLimiter:
     return anyio.CapacityLimiter(total)
 
 
-def _failure(exc: BaseException) -> RowOutcome:
-    usage = getattr(exc, "usage", None)
+def _outcome(
+    tally: ItemTally, *, output: str | None = None, error: Exception | None = None
+) -> RowOutcome:
     return RowOutcome(
-        error=str(exc) or repr(exc),
-        error_type=type(exc).__name__,
-        requests=getattr(usage, "requests", 0),
-        input_tokens=getattr(usage, "input_tokens", 0),
-        output_tokens=getattr(usage, "output_tokens", 0),
-        cost=getattr(exc, "cost", None),
+        output=output,
+        error=None if error is None else str(error) or repr(error),
+        error_type=None if error is None else type(error).__name__,
+        requests=tally.usage.requests,
+        input_tokens=tally.usage.input_tokens,
+        output_tokens=tally.usage.output_tokens,
+        cost=tally.known_cost,
     )
 
 

@@ -286,3 +286,33 @@ def test_read_jsonl_keys_records_and_rejects_bad_lines(tmp_path: Path) -> None:
     path.write_text('{"id": 1}\nnot json\n')
     with pytest.raises(UsageError, match=":2: not JSON"):
         list(read_jsonl(path))
+
+
+async def test_run_with_retries_counts_the_failed_attempts_too(monkeypatch) -> None:
+    # An invalid answer was a paid request: the item's usage and cost include it, and the
+    # retry waits ITEM_RETRY's backoff (recorded here instead of slept).
+    from agentloop import Agent, OutputValidationError
+    from agentloop.batch import ITEM_RETRY, ItemTally, run_with_retries
+    from agentloop.testing import FakeServer, reply
+
+    waits: list[float] = []
+
+    async def no_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr("agentloop.batch.anyio.sleep", no_sleep)
+    answers = [reply({"name": "Ana"}), reply({"name": "Ana", "age": 31})]
+    server = FakeServer(answers, model_name="gpt-4o-mini")  # a priced model
+    agent = Agent(server.model(), output_type=Person, output_retries=0)
+    tally = ItemTally()
+    result = await run_with_retries(agent, "Ana is 31", tally, retries=1)
+    assert result.output == Person(name="Ana", age=31)
+    assert tally.attempts == 2 and tally.usage.requests == 2
+    assert result.cost and tally.known_cost is not None and tally.known_cost > result.cost
+    assert len(waits) == 1 and 0.75 * ITEM_RETRY.initial_delay <= waits[0] <= 0.5
+
+    server.add(reply({"name": "Bob"}))
+    again = ItemTally()
+    with pytest.raises(OutputValidationError):
+        await run_with_retries(agent, "Bob", again, retries=0)
+    assert (again.attempts, again.usage.requests) == (1, 1)
