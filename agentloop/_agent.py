@@ -34,6 +34,24 @@ OutputT = TypeVar("OutputT")
 Instructions = str | Callable[["RunContext[Any]"], str | Awaitable[str]]
 OutputValidator = Callable[..., Any]
 Prompt = str | Sequence[dict[str, Any]]
+"""What a run starts from, besides its history. One of:
+
+- a str: one user message;
+- a list of OpenAI-style message dicts: a conversation that goes after the history. Roles
+  ``system`` (``developer`` is a synonym, sent as ``system``), ``user``, ``assistant`` (``content``
+  may be null when it has ``tool_calls``, given in the wire form ``[{"id", "type": "function",
+  "function": {"name", "arguments"}}]``, where ``arguments`` is a JSON-object str or a dict) and
+  ``tool`` (``tool_call_id``, ``content``). Leading system messages join the agent's instructions
+  (after them) in the one first system message, and like them replace a history's stored one. The
+  list may end with any role: after a user or tool message the model answers, after an assistant
+  message it takes the next turn. Tool calls left unanswered are answered with an error, as in a
+  history (`repair_history`);
+- a list of content-part dicts (``{"type": "text", "text": ...}``, ``image_url``, ``input_audio``,
+  ``file``): the content of one user message.
+
+A prompt the API would reject (an unknown role or part type, a missing field, a tool message that
+answers no call, an empty list...) raises `UsageError`, naming its index, before any request.
+"""
 
 
 class Agent(Generic[OutputT]):
@@ -120,7 +138,7 @@ class Agent(Generic[OutputT]):
         history_policy: HistoryPolicy | None = DEFAULT_HISTORY_POLICY,
     ) -> None:
         built = tuple(t if isinstance(t, Tool) else tool(t) for t in tools)
-        by_name = _tools_by_name(built)
+        by_name = _tools_by_name(built, output_mode == "tool" and output_type is not str)
         limits = limits or Limits()
         if max_turns is not None:
             limits = dataclasses.replace(limits, max_turns=max_turns)
@@ -176,7 +194,12 @@ class Agent(Generic[OutputT]):
         settings: ModelSettings | None = None,
         limits: Limits | None = None,
     ) -> RunResult[OutputT]:
-        """Run the agent to its final output. Errors carry `.messages` and `.usage`."""
+        """Run the agent to its final output. Errors carry `.messages` and `.usage`.
+
+        `prompt` is a str, a list of message dicts or a list of content parts (see `Prompt`); it
+        goes after `history`. At least one of the two is needed. An invalid prompt raises
+        `UsageError` before any request is sent.
+        """
         from ._run import run_loop
 
         return await run_loop(self, prompt, history, deps, settings, limits, None)
@@ -262,13 +285,18 @@ def _run_blocking(call: Callable[[], Awaitable[Any]]) -> Any:
         raise
 
 
-def _tools_by_name(tools: Sequence[Tool]) -> dict[str, Tool]:
+def _tools_by_name(tools: Sequence[Tool], output_tool: bool) -> dict[str, Tool]:
+    """The tools by name. With `output_tool` (output_mode "tool" asked for structured output),
+    the output tool's name is taken; else the run checks it once the mode is known."""
     by_name: dict[str, Tool] = {}
     for item in tools:
         if item.name in by_name:
             raise UsageError(f"two tools are named {item.name!r}; tool names must be unique")
-        if item.name == OUTPUT_TOOL_NAME:
-            raise UsageError(f"the tool name {OUTPUT_TOOL_NAME!r} is reserved for the output")
+        if output_tool and item.name == OUTPUT_TOOL_NAME:
+            raise UsageError(
+                f"the tool name {OUTPUT_TOOL_NAME!r} is reserved for the output in output_mode "
+                "'tool'; rename the tool or pick another output_mode"
+            )
         by_name[item.name] = item
     if len(by_name) > 128:
         raise UsageError(f"{len(by_name)} tools: the API accepts at most 128 per request")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ __all__ = [
     "DispatchConfig",
     "ToolNotifier",
     "call_tool",
+    "canonical_tool_name",
     "dispatch",
     "tool_result_text",
 ]
@@ -38,6 +40,7 @@ ToolNotifier = Callable[[ToolCall, ToolMessage, float], Awaitable[None]]
 
 _log = get_logger()
 _UNKNOWN = "(unknown tool)"
+_JUNK = " \t\n\"'`:;,."  # around a tool name the model decorated
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,27 @@ class DispatchConfig:
     raise_tool_errors: bool = False
     unknown_tool_retries: int = 2
     approver: Approver | None = None
+
+
+def canonical_tool_name(name: str, known: Collection[str]) -> str | None:
+    """The one known tool a name decorated by the model means, or None.
+
+    Small models write ``functions.get_weather``, ``get_weather:``, ``"get_weather"`` or
+    ``Get-Weather``: quotes, spaces, trailing punctuation, ``()`` and a namespace
+    (``functions.``, ``tools.``) are dropped; failing an exact match, names are compared without
+    case and with ``-`` as ``_``. A name that so matches no known tool, or more than one, is not
+    guessed.
+    """
+    bare = re.split(r"[.:]", name.strip(_JUNK).removesuffix("()").strip(_JUNK))[-1]
+    if bare in known:  # no tool name has a dot or a colon: what came before was a namespace
+        return bare
+    key = _fold(bare)
+    found = [tool for tool in known if _fold(tool) == key]
+    return found[0] if len(found) == 1 else None
+
+
+def _fold(name: str) -> str:
+    return name.strip().lower().replace("-", "_")
 
 
 def tool_result_text(value: Any, cap: int) -> str:

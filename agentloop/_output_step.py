@@ -13,7 +13,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._errors import OutputTruncatedError, OutputValidationError, RefusalError, ToolRetry
+from ._errors import (
+    OutputTruncatedError,
+    OutputValidationError,
+    RefusalError,
+    ToolRetry,
+    UsageError,
+)
 from ._log import get_logger
 from ._messages import (
     Message,
@@ -86,6 +92,7 @@ class OutputStep:
             return cls(spec, "native", tools, None, None, False, *args)
         mode = spec.mode_for(profile, agent.output_mode)
         if mode == "tool":
+            _check_reserved(agent)
             hint = f"When you have the final answer, call the `{OUTPUT_TOOL_NAME}` tool with it."
             tools = (*tools, spec.tool_definition(strict))
             return cls(spec, mode, tools, None, hint, profile.tool_choice_required, *args)
@@ -141,8 +148,7 @@ class OutputStep:
     ) -> Final | ReAsk:
         final = next((c for c in calls if c.name == OUTPUT_TOOL_NAME), None)
         if final is None:
-            error = OutputInvalid(f"Call the `{OUTPUT_TOOL_NAME}` tool to give the final answer.")
-            return self._re_ask(error, content, ctx, retries, (_reask_message(error),))
+            return await self._read_untooled(content, ctx, retries)
         skipped = tuple(
             ToolMessage(c.id, "Not run: the final result was already given.", c.name)
             for c in calls
@@ -154,6 +160,26 @@ class OutputStep:
             answer = ToolMessage(final.id, _reask_text(error), final.name, is_error=True)
             return self._re_ask(error, final.arguments, ctx, retries, (answer, *skipped))
         return Final(value, (ToolMessage(final.id, "Final result accepted.", final.name), *skipped))
+
+    async def _read_untooled(
+        self, content: str | None, ctx: RunContext[Any], retries: dict[str, int]
+    ) -> Final | ReAsk:
+        """No output-tool call. Where the tool is not forced, an answer whose text is valid JSON
+        output is taken (small models answer so); anything else is asked to call the tool."""
+        ask = OutputInvalid(f"Call the `{OUTPUT_TOOL_NAME}` tool to give the final answer.")
+        if self.force_output_tool or not content or not content.strip():
+            return self._re_ask(ask, content, ctx, retries, (_reask_message(ask),))
+        try:
+            value = self.spec.parse_text(content)
+        except ToolRetry:
+            return self._re_ask(ask, content, ctx, retries, (_reask_message(ask),))
+        try:
+            value = await self._validate(value, ctx)
+        except ToolRetry as error:  # an output validator's objection, with the tool hint
+            error = OutputInvalid(f"{error.message}\n{ask.message}")
+            return self._re_ask(error, content, ctx, retries, (_reask_message(error),))
+        _log.debug("output_from_text", run_id=ctx.run_id, mode=self.mode)
+        return Final(value)
 
     async def _validate(self, value: Any, ctx: RunContext[Any]) -> Any:
         for validator in self.validators:
@@ -184,6 +210,14 @@ class OutputStep:
         ctx.usage.retries += 1
         _log.info("output_retry", run_id=ctx.run_id, attempt=used, reason=error.message[:500])
         return ReAsk(messages)
+
+
+def _check_reserved(agent: Agent[Any]) -> None:
+    if any(t.name == OUTPUT_TOOL_NAME for t in agent.tools):
+        raise UsageError(
+            f"the tool name {OUTPUT_TOOL_NAME!r} is reserved for the output in output_mode 'tool' "
+            "(the mode this model's profile gives); rename the tool or pick another output_mode"
+        )
 
 
 def _reask_text(error: ToolRetry) -> str:

@@ -6,18 +6,19 @@ Streamed and non-streamed runs share this loop; a stream only passes an event si
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._context import RunContext
-from ._dispatch import dispatch
+from ._dispatch import canonical_tool_name, dispatch
 from ._errors import AgentloopError, OutputTruncatedError, RefusalError
 from ._history import initial_messages
 from ._limits import LimitGuard
 from ._log import get_logger
-from ._messages import Message, ModelRequest, ModelResponse
+from ._messages import Message, ModelRequest, ModelResponse, ToolCall
 from ._output_step import OutputStep, ReAsk
 from ._prices import CostMeter
 from ._result import RequestStats, RunResult, RunTiming
@@ -27,7 +28,6 @@ from ._window import Window
 if TYPE_CHECKING:
     from ._agent import Agent, Prompt
     from ._events import EventSink
-    from ._messages import ToolCall
     from ._settings import ModelSettings
     from ._usage import Limits
 
@@ -88,12 +88,13 @@ async def _loop(
     ctx.retries = retries
     stats: list[RequestStats] = []
     request_settings = step.settings(base_settings)
+    known = frozenset(t.name for t in step.tools)
     re_ask = False
     while True:
         pending = ModelRequest(tuple(messages), step.tools, request_settings, step.response_format)
         request = await window.fit(pending)  # what is sent; `messages` keeps everything
         guard.before_request(ctx.usage, request, counts_as_turn=not re_ask)
-        response = await _send(model, request, sink, ctx)
+        response = _canonical_names(await _send(model, request, sink, ctx), known, ctx.run_id)
         stats.append(RequestStats.of(response))
         messages.append(response.message)
         guard.after_request(ctx.usage, response)
@@ -125,6 +126,22 @@ async def _loop(
             timing,
             ctx.run_id,
         )
+
+
+def _canonical_names(response: ModelResponse, known: Collection[str], run_id: str) -> ModelResponse:
+    """Tool calls under a name the model decorated (``functions.get_weather``) get the tool's
+    own name, before the transcript keeps them; an exact or unmatched name stays as it is."""
+    message = response.message
+    if all(call.name in known for call in message.tool_calls):
+        return response
+    calls: list[ToolCall] = []
+    for call in message.tool_calls:
+        name = call.name if call.name in known else canonical_tool_name(call.name, known)
+        if name is not None and name != call.name:
+            _log.debug("tool_name_normalized", run_id=run_id, name=call.name, tool=name)
+            call = dataclasses.replace(call, name=name)
+        calls.append(call)
+    return response.replace(message=dataclasses.replace(message, tool_calls=tuple(calls)))
 
 
 def _needs_tools(step: OutputStep, calls: Sequence[ToolCall]) -> bool:

@@ -16,6 +16,7 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._dispatch import canonical_tool_name
 from ._errors import UsageError
 from ._events import PartialOutput, RunFinished, ToolCallFinished, TurnFinished
 from ._messages import Message, ModelRequest, ModelResponse, ToolCall, ToolMessage
@@ -63,6 +64,7 @@ class RunStream(Generic[OutputT]):
         self._partial: PartialParser | None = None
         self._output_index: int | None = None
         self._tool_mode = False
+        self._tool_names: frozenset[str] = frozenset()
         self._tg: TaskGroup | None = None
         self._send: MemoryObjectSendStream[Any] | None = None
         self._receive: MemoryObjectReceiveStream[Any] | None = None
@@ -177,6 +179,7 @@ class RunStream(Generic[OutputT]):
 
             self._partial = PartialParser(step.spec.output_type, wrapped=step.spec.wrapped)
             self._tool_mode = step.mode == "tool"
+            self._tool_names = frozenset(t.name for t in step.tools)
 
     def _feed_partial(self, delta: Any) -> Any | None:
         if self._partial is None:
@@ -184,9 +187,15 @@ class RunStream(Generic[OutputT]):
         from ._stream import TextDelta, ToolArgumentsDelta, ToolCallStarted
 
         if self._tool_mode:
-            if isinstance(delta, ToolCallStarted) and delta.name == OUTPUT_TOOL_NAME:
+            if isinstance(delta, ToolCallStarted) and self._is_output_tool(delta.name):
                 self._output_index = delta.index
             if isinstance(delta, ToolArgumentsDelta) and delta.index == self._output_index:
                 return self._partial.feed(delta.text)
             return None
         return self._partial.feed(delta.text) if isinstance(delta, TextDelta) else None
+
+    def _is_output_tool(self, name: str) -> bool:
+        """The output tool's name, or a decoration of it that the loop will read as it."""
+        if name in self._tool_names:
+            return name == OUTPUT_TOOL_NAME
+        return canonical_tool_name(name, self._tool_names) == OUTPUT_TOOL_NAME
