@@ -58,6 +58,7 @@ from ._profiles import (
     OPENROUTER_PROFILE,
     ModelProfile,
 )
+from ._progress import WorkingLine
 from ._result import RequestStats, RunResult, RunTiming
 from ._settings import ModelSettings
 from ._stream import ReasoningDelta, RefusalDelta, TextDelta, ToolArgumentsDelta, ToolCallStarted
@@ -148,6 +149,7 @@ __all__ = [
     "UsageLimitExceeded",
     "UserMessage",
     "WindowBudget",
+    "WorkingLine",
     "chain",
     "count_request_tokens",
     "count_text_tokens",

@@ -24,6 +24,7 @@ from ._cli_load import load_object, load_tools, open_model
 from ._errors import AgentloopError, UsageError
 from ._events import ToolCallFinished
 from ._messages import Message
+from ._progress import WorkingLine
 from ._stream import TextDelta, ToolCallStarted
 from ._usage import Limits
 
@@ -177,43 +178,71 @@ async def _chat(agent: Agent[Any], stream: bool) -> int:
             history = await _turn(agent, text, history, stream)
 
 
+class _Answer:
+    """The agent's side of a turn on stdout, ``agent> `` first, kept clear of the status line.
+
+    The prefix waits for the first output, so that the status line (stderr, while the model
+    works) has a line of its own; the status line stays hidden while the output is mid-line.
+    """
+
+    def __init__(self, line: WorkingLine) -> None:
+        self.line = line
+        self.started = False
+
+    def write(self, text: str) -> None:
+        if not text and self.started:
+            return
+        self.line.clear()
+        if not self.started:
+            self.started = True
+            text = "agent> " + text
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        self.line.held = not text.endswith("\n")
+
+
 async def _turn(
     agent: Agent[Any], text: str, history: list[Message], stream: bool
 ) -> list[Message]:
-    out = sys.stdout
-    out.write("agent> ")
-    try:
-        if stream:
-            async with agent.run_stream(text, history=history) as run:
-                async for event in run:
-                    _show(event)
-            result = run.result
-        else:
-            result = await agent.run(text, history=history)
-            out.write(str(result.output))
-    except AgentloopError as exc:
-        out.write(f"\n[error] {type(exc).__name__}: {exc}\n")
-        return history
+    async with WorkingLine() as line:
+        answer = _Answer(line)
+        # Typed input ended its line; piped input left the cursor after "you> ": keep that.
+        line.held = line.tty and not _isatty(sys.stdin)
+        try:
+            if stream:
+                async with agent.run_stream(text, history=history) as run:
+                    async for event in run:
+                        line.feed(event)
+                        _show(event, answer)
+                result = run.result
+            else:
+                result = await agent.run(text, history=history)
+                answer.write(str(result.output))
+        except AgentloopError as exc:
+            answer.write(f"\n[error] {type(exc).__name__}: {exc}\n")
+            return history
     usage = result.usage
-    cost = "unknown" if result.cost is None else f"${result.cost:.5f}"
-    out.write(
-        f"\n  ({usage.requests} requests, {usage.input_tokens}/{usage.output_tokens} tokens, "
-        f"{cost}, {result.timing.latency:.2f} s)\n"
+    cost = "cost unknown" if result.cost is None else f"${result.cost:.5f}"
+    answer.write(
+        f"\n  ({usage.requests} requests, {usage.describe_tokens()}, {cost}, "
+        f"{result.timing.latency:.2f} s)\n"
     )
     return result.messages
 
 
-def _show(event: object) -> None:
-    out = sys.stdout
+def _isatty(stream: object) -> bool:
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def _show(event: object, answer: _Answer) -> None:
     if isinstance(event, TextDelta):
-        out.write(event.text)
+        answer.write(event.text)
     elif isinstance(event, ToolCallStarted):
-        out.write(f"\n  [tool {event.name}] ")
+        answer.write(f"\n  [tool {event.name}] ")
     elif isinstance(event, ToolCallFinished):
         shown = event.result if len(event.result) <= 200 else event.result[:200] + "..."
         mark = "error: " if event.is_error else ""
-        out.write(f"-> {mark}{json.dumps(shown)[1:-1]}\n")
-    out.flush()
+        answer.write(f"-> {mark}{json.dumps(shown)[1:-1]}\n")
 
 
 if __name__ == "__main__":

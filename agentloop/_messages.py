@@ -128,6 +128,8 @@ class RequestUsage:
     """Tokens and cost of one request, as the provider reported them.
 
     `cost` is the provider's own figure in USD (OpenRouter's ``usage.cost``), else None.
+    `reported` is False when the server sent no usage at all (llama-cpp-python's server in a
+    stream, for example): the zeros then mean "unknown", not "free".
     """
 
     input_tokens: int = 0
@@ -135,6 +137,7 @@ class RequestUsage:
     cached_tokens: int = 0
     reasoning_tokens: int = 0
     cost: float | None = None
+    reported: bool = True
 
 
 @dataclass(frozen=True, slots=True)

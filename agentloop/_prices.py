@@ -2,7 +2,9 @@
 
 The data lives in ``_catalog.json`` (easy to update by hand). Users add or override entries with
 `register_model`. A cost the provider reports (OpenRouter's ``usage.cost``) always wins over the
-catalog; a request that has neither makes the run's cost unknown (None), never a silent zero.
+catalog; a request that has neither makes the run's cost unknown (None), never a silent zero. A
+request whose usage the server did not report (`RequestUsage.reported` False) has no catalog cost,
+unless the model's prices are zero (a local model).
 """
 
 from __future__ import annotations
@@ -101,7 +103,9 @@ class CostMeter:
         cost = usage.cost
         if cost is None:
             info = lookup_model(model_name)
-            cost = info.cost(usage) if info is not None else None
+            # No usage reported: pricing its zeros would lie, unless the model is free.
+            usable = info is not None and (usage.reported or _free(info))
+            cost = info.cost(usage) if info is not None and usable else None
         self.total = None if cost is None else self.total + cost
 
     def estimate(self, model_name: str, input_tokens: int, output_tokens: int) -> float | None:
@@ -110,3 +114,7 @@ class CostMeter:
         if info is None:
             return None
         return info.cost(RequestUsage(input_tokens, output_tokens))
+
+
+def _free(info: ModelInfo) -> bool:
+    return info.input == 0 and info.output == 0 and not info.cached_input

@@ -23,7 +23,9 @@ Decisions, in the order a body is read:
   ``content_filter``, ``error``; ``""`` → None; anything else is kept in ``raw_finish_reason`` only.
 - Usage: ``usage`` (else Groq's ``x_groq.usage``); cached tokens from
   ``prompt_tokens_details.cached_tokens`` (else ``cached_tokens``, else DeepSeek's
-  ``prompt_cache_hit_tokens``); missing numbers are 0; OpenRouter's ``cost`` is kept.
+  ``prompt_cache_hit_tokens``); missing numbers are 0; OpenRouter's ``cost`` is kept. No usage
+  object, or one with no readable ``prompt_tokens``/``completion_tokens``, gives
+  ``reported=False``: the tokens are unknown, not zero.
 """
 
 from __future__ import annotations
@@ -127,13 +129,17 @@ def _is_amount(value: Any) -> bool:
 
 
 def parse_usage(usage: Any, x_groq: Any = None) -> RequestUsage:
-    """The usage numbers of a body or a stream; zeros when the server reported none."""
+    """The usage numbers of a body or a stream.
+
+    ``reported=False`` (and zeros) when the server sent no usage object, or one without a
+    readable ``prompt_tokens`` or ``completion_tokens``: the tokens are then unknown.
+    """
     fields = as_mapping(usage)
     groq = as_mapping(x_groq)
     if fields is None and groq is not None:
         fields = as_mapping(groq.get("usage"))
     if fields is None:
-        return RequestUsage()
+        return RequestUsage(reported=False)
     cached = (
         _count(fields.get("prompt_tokens_details"), "cached_tokens")
         or _count(fields, "cached_tokens")
@@ -146,6 +152,8 @@ def parse_usage(usage: Any, x_groq: Any = None) -> RequestUsage:
         cached_tokens=cached,
         reasoning_tokens=_count(fields.get("completion_tokens_details"), "reasoning_tokens"),
         cost=float(cast(float, cost)) if _is_amount(cost) else None,
+        reported=_is_amount(fields.get("prompt_tokens"))
+        or _is_amount(fields.get("completion_tokens")),
     )
 
 

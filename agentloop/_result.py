@@ -16,7 +16,11 @@ OutputT = TypeVar("OutputT")
 
 @dataclass(frozen=True, slots=True)
 class RequestStats:
-    """The figures of one request: seconds to first token and in all, output tokens per second."""
+    """The figures of one request: seconds to first token and in all, output tokens per second.
+
+    `usage_reported` is False when the server reported no usage: the token counts are then 0,
+    meaning unknown, and the request is left out of the run's tokens per second.
+    """
 
     model: str | None
     input_tokens: int
@@ -24,6 +28,7 @@ class RequestStats:
     time_to_first_token: float | None
     latency: float | None
     retries: int
+    usage_reported: bool = True
 
     @property
     def output_tokens_per_second(self) -> float | None:
@@ -43,6 +48,7 @@ class RequestStats:
             response.time_to_first_token,
             response.latency,
             response.retries,
+            usage.reported,
         )
 
 
@@ -52,7 +58,8 @@ class RunTiming:
 
     `time_to_first_token` is that of the first request; `output_tokens_per_second` divides all
     output tokens by the time spent generating them (each request's latency less its time to
-    first token); `latency` is the wall time of the run, tools included.
+    first token), over the requests whose usage was reported; `latency` is the wall time of the
+    run, tools included.
     """
 
     time_to_first_token: float | None
@@ -62,10 +69,11 @@ class RunTiming:
     @classmethod
     def of(cls, requests: Sequence[RequestStats], latency: float) -> RunTiming:
         first = requests[0].time_to_first_token if requests else None
+        counted = [r for r in requests if r.usage_reported]
         generating = sum(
-            (r.latency or 0.0) - (r.time_to_first_token or 0.0) for r in requests if r.latency
+            (r.latency or 0.0) - (r.time_to_first_token or 0.0) for r in counted if r.latency
         )
-        output = sum(r.output_tokens for r in requests)
+        output = sum(r.output_tokens for r in counted)
         rate = output / generating if generating > 0 and output else None
         return cls(first, rate, latency)
 

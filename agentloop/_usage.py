@@ -15,7 +15,11 @@ class Usage:
     """Totals of a run. Mutable while the run goes; the result holds the final copy.
 
     `retries` counts HTTP retries of requests plus re-asks for invalid tool arguments or output.
-    The run's cost in USD is on the result (`RunResult.cost`), not here.
+    The token counts are what the server reported. `unreported_requests` counts the requests
+    whose usage it did not report (`RequestUsage.reported` is False: llama-cpp-python's server
+    in a stream, for example); they add no tokens, so while it is above zero the token counts
+    are lower bounds, and `fully_reported` is False. `describe_tokens` says all that for a
+    person. The run's cost in USD is on the result (`RunResult.cost`), not here.
     """
 
     requests: int = 0
@@ -25,11 +29,32 @@ class Usage:
     reasoning_tokens: int = 0
     tool_calls: int = 0
     retries: int = 0
+    unreported_requests: int = 0
 
     @property
     def total_tokens(self) -> int:
-        """Input plus output tokens."""
+        """Input plus output tokens (reported ones: see `fully_reported`)."""
         return self.input_tokens + self.output_tokens
+
+    @property
+    def fully_reported(self) -> bool:
+        """Whether the server reported the usage of every request (True before any request)."""
+        return self.unreported_requests == 0
+
+    def describe_tokens(self) -> str:
+        """The token counts for a person, saying how much of them is known.
+
+        ``120/30 tokens in/out`` when every request's usage was reported;
+        ``at least 120/30 tokens in/out (1 of 3 requests unreported)`` when only some were;
+        ``tokens unknown (the server reported none)`` when none was.
+        """
+        if self.requests and self.unreported_requests >= self.requests:
+            return "tokens unknown (the server reported none)"
+        counts = f"{self.input_tokens}/{self.output_tokens} tokens in/out"
+        if self.unreported_requests:
+            missing = f"{self.unreported_requests} of {self.requests} requests unreported"
+            return f"at least {counts} ({missing})"
+        return counts
 
     def add_request(self, usage: RequestUsage, *, retries: int = 0) -> None:
         self.requests += 1
@@ -38,6 +63,8 @@ class Usage:
         self.cached_tokens += usage.cached_tokens
         self.reasoning_tokens += usage.reasoning_tokens
         self.retries += retries
+        if not usage.reported:
+            self.unreported_requests += 1
 
     def add(self, other: Usage) -> None:
         """Add another run's totals to these (the totals of a batch, for example)."""
@@ -48,6 +75,7 @@ class Usage:
         self.reasoning_tokens += other.reasoning_tokens
         self.tool_calls += other.tool_calls
         self.retries += other.retries
+        self.unreported_requests += other.unreported_requests
 
     def copy(self) -> Usage:
         return dataclasses.replace(self)
@@ -59,7 +87,10 @@ class Limits:
 
     - `max_turns`: model turns that end in tool calls, plus the final one.
     - `max_requests`: requests sent, re-asks included (HTTP retries are not requests).
-    - `max_input_tokens` / `max_output_tokens` / `max_total_tokens`: reported tokens.
+    - `max_input_tokens` / `max_output_tokens` / `max_total_tokens`: reported tokens. A request
+      whose usage the server did not report counts with an estimate instead (its prompt counted
+      here, its answer's text at about four characters a token), so that a cap still holds
+      against such a server; a warning is logged once per run when that happens.
     - `max_cost`: USD, checked before each request with an estimate and after it with the cost.
     - `max_repeated_calls`: the same tool with the same arguments this many times in a row.
     """

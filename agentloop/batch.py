@@ -130,8 +130,8 @@ class BatchSummary:
         lines = [
             f"succeeded {self.succeeded}, failed {self.failed}, skipped {self.skipped} "
             f"in {self.elapsed:.1f} s ({rate:.1f} items/s)",
-            f"requests {self.usage.requests}, tokens in/out {self.usage.input_tokens}/"
-            f"{self.usage.output_tokens}, retries {self.usage.retries}, cost {cost}",
+            f"requests {self.usage.requests}, {self.usage.describe_tokens()}, "
+            f"retries {self.usage.retries}, cost {cost}",
         ]
         lines += [f"  {count} x {name}" for name, count in sorted(self.errors.items())]
         if self.stopped:
@@ -385,7 +385,7 @@ def _item(key: str, raw: Any, prompt: Callable[[Any], Prompt] | None) -> BatchIt
 
 def _stats(tally: ItemTally, started: float) -> dict[str, Any]:
     cost = tally.known_cost
-    return {
+    stats: dict[str, Any] = {
         "attempts": tally.attempts,
         "requests": tally.usage.requests,
         "input_tokens": tally.usage.input_tokens,
@@ -393,6 +393,9 @@ def _stats(tally: ItemTally, started: float) -> dict[str, Any]:
         "cost": None if cost is None else round(cost, 8),
         "seconds": round(time.monotonic() - started, 3),
     }
+    if tally.usage.unreported_requests:  # the token counts are lower bounds (or unknown)
+        stats["unreported_requests"] = tally.usage.unreported_requests
+    return stats
 
 
 def _as_sink(sink: Sink | str | os.PathLike[str] | None) -> Sink:

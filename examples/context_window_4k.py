@@ -111,7 +111,7 @@ def print_table(
         )
     print(
         f"answer: {result.output!r} (expected {_errors_in_log()}); "
-        f"{result.usage.requests} requests, {result.usage.input_tokens} input tokens, "
+        f"{result.usage.requests} requests, {result.usage.describe_tokens()}, "
         f"cost {'unknown' if result.cost is None else f'${result.cost:.4f}'}"
     )
 

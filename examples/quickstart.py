@@ -27,6 +27,7 @@ from agentloop import (
     RunResult,
     ToolCallFinished,
     ToolMessage,
+    WorkingLine,
     tool,
 )
 from agentloop.testing import FakeServer, Reply, reply, tool_call
@@ -145,16 +146,21 @@ async def main() -> RunResult[TripBrief]:
         local = where == LOCAL_NOTE
         print(f"== agentloop quickstart ({where})\n")
         agent = make_agent(model, server, local)
-        print(f"user: {PROMPT}")
-        if local:  # llama-cpp-python's server cannot stream tool calls it chose itself
-            result = await agent.run(PROMPT)
-        else:
-            async with agent.run_stream(PROMPT) as stream:
-                async for event in stream:
-                    if isinstance(event, ToolCallFinished):
-                        took = f"{event.duration * 1000:.1f} ms"
-                        print(f"  tool {event.name} -> {event.result}  ({took})")
-            result = stream.result
+        print(f"user: {PROMPT}", flush=True)
+        # "  ... model working (12 s, ~85 tokens)" on stderr while the model works (a terminal
+        # only; elsewhere a plain line every 10 s of a long request)
+        async with WorkingLine() as line:
+            if local:  # llama-cpp-python's server cannot stream tool calls it chose itself
+                result = await agent.run(PROMPT)
+            else:
+                async with agent.run_stream(PROMPT) as stream:
+                    async for event in stream:
+                        line.feed(event)
+                        if isinstance(event, ToolCallFinished):
+                            line.clear()
+                            took = f"{event.duration * 1000:.1f} ms"
+                            print(f"  tool {event.name} -> {event.result}  ({took})", flush=True)
+                result = stream.result
     print("\nthe tool calls the model made (arguments -> result):")
     results = {m.tool_call_id: m.content for m in result.messages if isinstance(m, ToolMessage)}
     for message in result.messages:
@@ -165,9 +171,8 @@ async def main() -> RunResult[TripBrief]:
     print("\nresult:", result.output.model_dump_json(indent=2))
     usage, timing = result.usage, result.timing
     print(
-        f"\nrequests={usage.requests} tool_calls={usage.tool_calls} "
-        f"tokens in/out={usage.input_tokens}/{usage.output_tokens} "
-        f"cost={'unknown' if result.cost is None else f'${result.cost:.6f}'} "
+        f"\nrequests={usage.requests} tool_calls={usage.tool_calls}, {usage.describe_tokens()}, "
+        f"cost={'unknown' if result.cost is None else f'${result.cost:.6f}'}, "
         f"latency={timing.latency:.3f}s"
     )
     if server is not None:

@@ -207,8 +207,10 @@ def test_finish_reason(raw: Any, normalized: Any, kept: Any) -> None:
 @pytest.mark.parametrize(
     ("top", "expected"),
     [
-        ({}, RequestUsage()),
-        ({"usage": None}, RequestUsage()),
+        ({}, RequestUsage(reported=False)),
+        ({"usage": None}, RequestUsage(reported=False)),
+        ({"usage": {}}, RequestUsage(reported=False)),
+        ({"usage": {"prompt_tokens": 0, "completion_tokens": 0}}, RequestUsage()),
         (
             {
                 "usage": {
@@ -228,7 +230,12 @@ def test_finish_reason(raw: Any, normalized: Any, kept: Any) -> None:
         ),
         ({"usage": {"prompt_tokens": 10, "prompt_cache_hit_tokens": 8}}, RequestUsage(10, 0, 8)),
         ({"usage": {"prompt_tokens": 10, "cached_tokens": 4}}, RequestUsage(10, 0, 4)),
-        ({"usage": {"prompt_tokens": True, "completion_tokens": "7"}}, RequestUsage()),
+        (
+            {"usage": {"prompt_tokens": True, "completion_tokens": "7"}},
+            RequestUsage(reported=False),
+        ),
+        ({"usage": {"completion_tokens": 7}}, RequestUsage(0, 7)),
+        ({"usage": {"cost": 0.5}}, RequestUsage(cost=0.5, reported=False)),
         ({"x_groq": {"usage": {"prompt_tokens": 3, "completion_tokens": 4}}}, RequestUsage(3, 4)),
     ],
 )

@@ -267,9 +267,9 @@ def test_groq_usage_in_x_groq() -> None:
     assert result.usage == RequestUsage(21, 9)
 
 
-def test_missing_usage_is_zero() -> None:
+def test_missing_usage_is_zero_and_unreported() -> None:
     result, _ = run(chunk({"content": "a"}, "stop"))
-    assert result.usage == RequestUsage()
+    assert result.usage == RequestUsage(reported=False)
 
 
 def test_azure_first_chunk_with_empty_choices_id_and_model() -> None:

@@ -23,7 +23,11 @@ __all__ = ["FakeServer", "Reply", "ScriptItem", "error", "reply", "tool_call"]
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """One scripted answer: text, tool calls, a refusal, or an HTTP error (`status` >= 400)."""
+    """One scripted answer: text, tool calls, a refusal, or an HTTP error (`status` >= 400).
+
+    `usage` replaces the usage object the server computes; ``report_usage=False`` sends none at
+    all (no ``usage`` in a body, no usage chunk in a stream), as llama-cpp-python's server does.
+    """
 
     content: str | None = None
     tool_calls: tuple[tuple[str, str, str], ...] = ()  # (id, name, arguments)
@@ -34,6 +38,7 @@ class Reply:
     headers: Mapping[str, str] = field(default_factory=lambda: {})
     usage: Mapping[str, Any] | None = None
     cost: float | None = None
+    report_usage: bool = True
 
 
 ScriptItem = Reply | Callable[[dict[str, Any]], Reply]
@@ -161,7 +166,7 @@ def _completion(model: str, answer: Reply, body: Mapping[str, Any]) -> dict[str,
             {"id": id_, "type": "function", "function": {"name": name, "arguments": args}}
             for id_, name, args in answer.tool_calls
         ]
-    return {
+    completion: dict[str, Any] = {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
         "created": 1700000000,
@@ -169,8 +174,10 @@ def _completion(model: str, answer: Reply, body: Mapping[str, Any]) -> dict[str,
         "choices": [
             {"index": 0, "message": message, "finish_reason": _finish(answer), "logprobs": None}
         ],
-        "usage": _usage(answer, body),
     }
+    if answer.report_usage:
+        completion["usage"] = _usage(answer, body)
+    return completion
 
 
 def _pieces(text: str, size: int = 8) -> Iterator[str]:
@@ -206,7 +213,7 @@ def _sse(model: str, answer: Reply, body: Mapping[str, Any]) -> Iterator[bytes]:
             yield event({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
     yield event({}, _finish(answer))
     options: Mapping[str, Any] = body.get("stream_options") or {}
-    if options.get("include_usage"):
+    if options.get("include_usage") and answer.report_usage:
         usage_chunk: dict[str, Any] = {
             "id": "chatcmpl-fake",
             "object": "chat.completion.chunk",
