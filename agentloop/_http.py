@@ -33,6 +33,7 @@ from ._errors import (
     APITimeoutError,
     ProtocolError,
 )
+from ._learn import about_the_request
 from ._log import get_logger
 from ._messages import ModelResponse
 from ._pool import StackPool
@@ -45,7 +46,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_CONNECTIONS",
+    "MAX_LESSONS",
     "ClientPool",
+    "Relearn",
     "Transport",
     "close_quietly",
     "scrub_error",
@@ -56,6 +59,11 @@ _log = get_logger()
 T = TypeVar("T")
 MAX_CONNECTIONS = 100
 """Connections of an owned client (httpx's default); more concurrent requests wait their turn."""
+MAX_LESSONS = 10
+"""Error answers one request may learn from before the next one is final (each downgrades a
+feature, and there are fewer features than this)."""
+Relearn = Callable[[APIStatusError], bytes | None]
+"""Asked about an error answer: the request's new content when the model learned from it."""
 
 
 class ClientPool:
@@ -219,20 +227,38 @@ class Transport:
         await self.pool.aclose()
 
     async def complete(
-        self, content: bytes, headers: Mapping[str, str], *, deadline: float | None, secret: str
+        self,
+        content: bytes,
+        headers: Mapping[str, str],
+        *,
+        deadline: float | None,
+        secret: str,
+        relearn: Relearn | None = None,
+        retry: bool = True,
     ) -> ModelResponse:
-        """Send a non-stream request and parse its answer."""
+        """Send a non-stream request and parse its answer (`retry` False: one attempt).
+
+        `relearn` is asked about each error answer: new content means the model learned what the
+        server refused, and that content is sent at once, without spending a retry.
+        """
         started = anyio.current_time()
         timed: list[float] = []
+        body = [content]
 
         async def attempt() -> ModelResponse:
             async with self.pool.slot():
                 timed[:] = [anyio.current_time()]
-                response, end = await self.open(content, headers, deadline, secret)
+                response, end = await self.open(body[0], headers, deadline, secret)
                 raw = await self.read_body(response, end, secret)
             return self.parse_body(raw)
 
-        result, retries = await self.retrying(attempt, secret)
+        def swap(error: APIStatusError) -> bool:
+            fresh = relearn(error) if relearn is not None else None
+            if fresh is not None:
+                body[0] = fresh
+            return fresh is not None
+
+        result, retries = await self.retrying(attempt, secret, swap, retry=retry)
         now = anyio.current_time()
         result = result.replace(
             retries=retries, time_to_first_token=now - timed[0], latency=now - started
@@ -253,30 +279,48 @@ class Transport:
         )
         return response
 
-    async def retrying(self, attempt: Callable[[], Awaitable[T]], secret: str) -> tuple[T, int]:
-        """Run `attempt` until it succeeds or its error is final; returns (result, retries)."""
-        retry = 0
+    async def retrying(
+        self,
+        attempt: Callable[[], Awaitable[T]],
+        secret: str,
+        relearn: Callable[[APIStatusError], bool] | None = None,
+        *,
+        retry: bool = True,
+    ) -> tuple[T, int]:
+        """Run `attempt` until it succeeds or its error is final; returns (result, retries).
+
+        An error answer after which `relearn` returns True is followed by a new attempt at once,
+        not counted as a retry (at most `MAX_LESSONS` times); a 5xx that is about the request
+        itself is final.
+        """
+        retries = lessons = 0
         while True:
             try:
-                return await attempt(), retry
+                return await attempt(), retries
             except APIError as error:
                 scrub_error(error, secret)
+                if isinstance(error, APIStatusError):
+                    if relearn is not None and lessons < MAX_LESSONS and relearn(error):
+                        lessons += 1
+                        continue
+                    if about_the_request(error):
+                        raise
                 headers = error.headers if isinstance(error, APIStatusError) else None
-                delay = self.policy.delay(retry, error, headers)
+                delay = self.policy.delay(retries, error, headers) if retry else None
                 if delay is None:
                     self._explain_final(error, headers)
                     raise
                 _log.info(
                     "request_retry",
                     model=self.model_name,
-                    attempt=retry + 1,
+                    attempt=retries + 1,
                     max_retries=self.policy.max_retries,
                     status=getattr(error, "status_code", None),
                     error=type(error).__name__,
                     delay=round(delay, 3),
                 )
             await self.policy.sleep(delay)
-            retry += 1
+            retries += 1
 
     def _explain_final(self, error: APIError, headers: Mapping[str, str] | None) -> None:
         """Say in a retryable error that it is final because the server asked too long a wait."""
@@ -362,8 +406,14 @@ class Transport:
         return parse_completion(body)
 
     def stream(
-        self, content: bytes, headers: Mapping[str, str], *, deadline: float | None, secret: str
+        self,
+        content: bytes,
+        headers: Mapping[str, str],
+        *,
+        deadline: float | None,
+        secret: str,
+        relearn: Relearn | None = None,
     ) -> HTTPModelStream:
         from ._http_stream import HTTPModelStream
 
-        return HTTPModelStream(self, content, headers, deadline, secret)
+        return HTTPModelStream(self, content, headers, deadline, secret, relearn)

@@ -14,13 +14,13 @@ import contextlib
 from collections import deque
 from collections.abc import Generator, Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import anyio
 import httpx
 
-from ._errors import APIError, APITimeoutError, ProtocolError, UsageError
-from ._http import Transport, close_quietly, scrub_error, transport_error
+from ._errors import APIError, APIStatusError, APITimeoutError, ProtocolError, UsageError
+from ._http import Relearn, Transport, close_quietly, scrub_error, transport_error
 from ._messages import ModelResponse, RequestUsage
 from ._sse import SSEDecoder
 from ._stream import (
@@ -61,9 +61,12 @@ def response_deltas(response: ModelResponse) -> list[StreamDelta]:
 def whole_stream_deadline(stream: object) -> contextlib.AbstractContextManager[None]:
     """One deadline scope around a whole iteration, for a reader that iterates in one task and
     holds no scope across a yield (the run's own streaming task); a no-op for other streams."""
-    if isinstance(stream, HTTPModelStream):
-        return stream.deadline_scope()
-    return contextlib.nullcontext()
+    scope = getattr(stream, "deadline_scope", None)  # `HTTPModelStream` and streams around one
+    return (
+        cast("contextlib.AbstractContextManager[None]", scope())
+        if callable(scope)
+        else (contextlib.nullcontext())
+    )
 
 
 class HTTPModelStream:
@@ -80,9 +83,11 @@ class HTTPModelStream:
         headers: Mapping[str, str],
         deadline: float | None,
         secret: str,
+        relearn: Relearn | None = None,
     ) -> None:
         self._transport = transport
         self._content = content
+        self._relearn = relearn
         self._headers = headers
         self._deadline = deadline
         self._secret = secret
@@ -127,7 +132,7 @@ class HTTPModelStream:
             snippet = raw[:200].decode("utf-8", "replace")
             raise ProtocolError(f"expected an event stream, got {kind!r}: {snippet!r}")
 
-        opened, self._retries = await transport.retrying(attempt, self._secret)
+        opened, self._retries = await transport.retrying(attempt, self._secret, self._swap)
         if isinstance(opened, ModelResponse):
             self._pending.extend(response_deltas(opened))
             self._finish(opened)
@@ -135,6 +140,12 @@ class HTTPModelStream:
             self._http = opened
             self._chunks = opened.aiter_bytes()
         return self
+
+    def _swap(self, error: APIStatusError) -> bool:
+        fresh = self._relearn(error) if self._relearn is not None else None
+        if fresh is not None:
+            self._content = fresh
+        return fresh is not None
 
     async def __aexit__(
         self,

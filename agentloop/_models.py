@@ -8,30 +8,36 @@ a repr, a log event or an error message.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
-from ._errors import MissingAPIKeyError, UsageError
-from ._messages import ModelRequest, ModelResponse, RequestUsage
+from ._adapt import ModelStreamContext, adapt_response, adapt_stream
+from ._errors import APIError, APIStatusError, MissingAPIKeyError, UsageError
+from ._learn import lesson
+from ._log import get_logger
+from ._messages import AssistantMessage, ModelRequest, ModelResponse, RequestUsage
 from ._profiles import (
     DEFAULT_PROFILE,
     LLAMA_CPP_PROFILE,
     OPENAI_PROFILE,
     OPENROUTER_PROFILE,
+    OPTIMISTIC_PROFILE,
     ModelProfile,
 )
 from ._request import build_body, build_headers, encode_body
 from ._retry import RetryPolicy
+from ._settings import ModelSettings
+from ._silent import Drop, SilentDrops
 
 if TYPE_CHECKING:
     import httpx
 
-    from ._http import Transport
+    from ._http import Relearn, Transport
     from ._http_stream import HTTPModelStream
-    from ._settings import ModelSettings
     from ._stream import StreamDelta
 
 __all__ = [
@@ -47,11 +53,13 @@ __all__ = [
 DEFAULT_DEADLINE = 600.0
 """The overall deadline of one request attempt, in seconds, unless the model or settings say."""
 CONNECT_TIMEOUT = 5.0
+_log = get_logger()
 _PROFILE_NAMES = {
     "OPENAI_PROFILE": OPENAI_PROFILE,
     "OPENROUTER_PROFILE": OPENROUTER_PROFILE,
     "LLAMA_CPP_PROFILE": LLAMA_CPP_PROFILE,
     "DEFAULT_PROFILE": DEFAULT_PROFILE,
+    "OPTIMISTIC_PROFILE": OPTIMISTIC_PROFILE,
 }
 
 
@@ -136,6 +144,13 @@ class OpenAICompatible:
     - `http_client`: used as it is and never closed; otherwise one is owned per event loop.
     - `max_connections`: the owned client's connections (None: 100); requests beyond wait
       their turn. Ignored with an `http_client`.
+    - `profile`: what the server accepts. Without one the model starts from
+      `OPTIMISTIC_PROFILE` and learns: an error answer that names a feature the request used
+      (``tool_choice``, ``json_schema``, ``content: null``, tools altogether...) downgrades that
+      feature for this model object, logs ``profile_learned`` once, and the request is sent
+      again at once, without spending a retry. `probe` learns it up front.
+    - `settings`: defaults for every request through this model; the agent's and the run's
+      settings override them field by field.
     """
 
     system: str = "openai-compatible"
@@ -157,6 +172,7 @@ class OpenAICompatible:
         extra_body: Mapping[str, Any] | None = None,
         retry: RetryPolicy | None = None,
         max_connections: int | None = None,
+        settings: ModelSettings | None = None,
     ) -> None:
         from ._http import Transport  # httpx and httpcore load with the first model
 
@@ -165,7 +181,10 @@ class OpenAICompatible:
         if max_connections is not None and max_connections < 1:
             raise UsageError(f"max_connections must be >= 1, not {max_connections!r}")
         self.name = model
-        self.profile = profile or DEFAULT_PROFILE
+        self.profile = profile or OPTIMISTIC_PROFILE
+        self._learns = profile is None
+        self._drops = SilentDrops()
+        self._settings = settings
         self.base_url = base_url
         self._api_key = api_key
         self._api_key_env = api_key_env
@@ -188,7 +207,7 @@ class OpenAICompatible:
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(model={self.name!r}, base_url={self.base_url!r}, "
-            f"profile={_profile_name(self.profile)})"
+            f"profile={'learning' if self._learns else _profile_name(self.profile)})"
         )
 
     @property
@@ -212,10 +231,21 @@ class OpenAICompatible:
                 )
         return key
 
-    def _prepare(self, request: ModelRequest, *, stream: bool) -> tuple[bytes, dict[str, str], str]:
+    @property
+    def learns(self) -> bool:
+        """Whether this model learns its profile from the server's error answers (it does when
+        it was built without a profile)."""
+        return self._learns
+
+    def _body(self, request: ModelRequest, *, stream: bool) -> dict[str, Any]:
+        return build_body(self.name, self.profile, request, stream=stream, extra=self._extra_body)
+
+    def _prepare(
+        self, request: ModelRequest, *, stream: bool
+    ) -> tuple[dict[str, Any], dict[str, str], str]:
         key = self._key()
         settings: ModelSettings | None = request.settings
-        body = build_body(self.name, self.profile, request, stream=stream, extra=self._extra_body)
+        body = self._body(request, stream=stream)
         headers = build_headers(
             stream=stream,
             api_key=key,
@@ -223,25 +253,118 @@ class OpenAICompatible:
             default_headers=self._headers,
             extra_headers=settings.extra_headers if settings is not None else None,
         )
-        return encode_body(body), headers, key or ""
+        return body, headers, key or ""
+
+    def _with_defaults(self, request: ModelRequest) -> ModelRequest:
+        if self._settings is None:
+            return request
+        return dataclasses.replace(request, settings=self._settings | request.settings)
 
     @staticmethod
     def _deadline(request: ModelRequest) -> float | None:
         return request.settings.timeout if request.settings is not None else None
 
+    def _relearner(self, request: ModelRequest, body: dict[str, Any], *, stream: bool) -> Relearn:
+        sent = [body]
+
+        def relearn(error: APIStatusError) -> bytes | None:
+            found = lesson(error, sent[0], self.profile) if self._learns else None
+            if found is None:
+                return None
+            self.profile = found.profile
+            _log.warning(
+                "profile_learned", model=self.name, feature=found.feature, server_said=found.message
+            )
+            sent[0] = self._body(request, stream=stream)
+            return encode_body(sent[0])
+
+        return relearn
+
     async def request(self, request: ModelRequest) -> ModelResponse:
-        """Send one non-stream request, with retries."""
-        content, headers, key = self._prepare(request, stream=False)
-        return await self._transport.complete(
-            content, headers, deadline=self._deadline(request), secret=key
+        """Send one non-stream request, with retries (and learning, see the class doc)."""
+        request = self._with_defaults(request)
+        response = await self._send(request)
+        if self._learns:
+            drop = await self._drops.after(self._checker, request, response, self.profile)
+            if drop is not None:
+                self._route_around(drop)
+                response = await self._send(request)
+        return response
+
+    async def _checker(self, request: ModelRequest) -> ModelResponse:
+        """A silent-drop check's request: sent once, and its failure is no answer (an empty
+        usage), never the caller's error."""
+        try:
+            return await self._send(request, retry=False)
+        except APIError:
+            return ModelResponse(AssistantMessage(), RequestUsage(reported=False))
+
+    async def _send(self, request: ModelRequest, *, retry: bool = True) -> ModelResponse:
+        body, headers, key = self._prepare(request, stream=False)
+        response = await self._transport.complete(
+            encode_body(body),
+            headers,
+            deadline=self._deadline(request),
+            secret=key,
+            relearn=self._relearner(request, body, stream=False),
+            retry=retry,
+        )
+        return adapt_response(response, request, self.profile)
+
+    def stream(self, request: ModelRequest) -> ModelStreamContext:
+        """Stream one request: ``async with model.stream(req) as s: async for delta in s``."""
+        request = self._with_defaults(request)
+
+        def open_stream() -> HTTPModelStream:
+            body, headers, key = self._prepare(request, stream=True)
+            return self._transport.stream(
+                encode_body(body),
+                headers,
+                deadline=self._deadline(request),
+                secret=key,
+                relearn=self._relearner(request, body, stream=True),
+            )
+
+        async def before() -> None:
+            if self._learns:
+                drop = await self._drops.before(self._checker, request, self.profile)
+                if drop is not None:
+                    self._route_around(drop)
+
+        return adapt_stream(open_stream, request, lambda: self.profile, before)
+
+    def _route_around(self, drop: Drop) -> None:
+        feature, changes = drop
+        self.profile = self.profile.replace(**changes)
+        _log.warning(
+            "profile_learned",
+            model=self.name,
+            feature=feature,
+            server_said=f"the prompt cost as many tokens with the {feature} as without them",
         )
 
-    def stream(self, request: ModelRequest) -> HTTPModelStream:
-        """Stream one request: ``async with model.stream(req) as s: async for delta in s``."""
-        content, headers, key = self._prepare(request, stream=True)
-        return self._transport.stream(
-            content, headers, deadline=self._deadline(request), secret=key
-        )
+    async def probe(self) -> ModelProfile:
+        """Learn what the server accepts in a few small requests; returns the profile.
+
+        One request uses every feature a profile describes (a tool, ``tool_choice: "required"``,
+        ``strict``, ``parallel_tool_calls``, a ``json_schema`` response format, an assistant turn
+        with ``content: null``, an output cap of 16 tokens); each error answer downgrades what it
+        names and the request is sent again. A streamed request then checks ``stream_options``.
+        Save the result and pass it as ``profile=`` to skip the learning next time. A model built
+        with a profile probes too, but keeps its profile unless the probe learned something.
+        """
+        from ._probe import probe_requests
+
+        learns, self._learns = self._learns, True
+        try:
+            plain, streamed = probe_requests()
+            await self.request(plain)
+            async with self.stream(streamed) as stream:
+                async for _ in stream:
+                    pass
+        finally:
+            self._learns = learns
+        return self.profile
 
     async def aclose(self) -> None:
         """Close the HTTP client this model owns in the current event loop."""

@@ -17,6 +17,7 @@ from typing import Any, cast
 from ._errors import ToolRetry, UsageError
 from ._messages import ResponseFormat, ToolDefinition
 from ._profiles import ModelProfile, OutputMode
+from ._prompted import schema_prompt
 from ._schema import to_strict
 
 __all__ = ["OUTPUT_TOOL_NAME", "OutputInvalid", "OutputSpec"]
@@ -91,10 +92,7 @@ class OutputSpec:
     def prompt(self) -> str:
         """Instructions for prompted-JSON mode (and the JSON-mode hint the API requires)."""
         assert self.schema is not None
-        return (
-            "Answer with a single JSON value, no prose and no code fences, that is valid against "
-            f"this JSON schema:\n{json.dumps(self.schema, separators=(',', ':'))}"
-        )
+        return schema_prompt(self.schema)
 
     def parse_text(self, text: str | None) -> Any:
         """Validate a text answer: the whole answer for text output, else JSON in the text."""

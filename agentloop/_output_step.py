@@ -99,8 +99,8 @@ class OutputStep:
         if mode == "native" and profile.response_format != "none":
             strict_ok = strict if profile.response_format == "json_schema" else False
             response_format = spec.response_format(strict_ok)
-            hint = spec.prompt() if profile.response_format != "json_schema" else None
-            return cls(spec, mode, tools, response_format, hint, False, *args)
+            # A server that takes no schema is told it in the prompt by the request builder.
+            return cls(spec, mode, tools, response_format, None, False, *args)
         return cls(spec, "prompted", tools, None, spec.prompt(), False, *args)
 
     def settings(self, base: ModelSettings) -> ModelSettings:

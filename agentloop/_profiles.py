@@ -9,11 +9,17 @@ from typing import Any, Literal
 __all__ = [
     "DEFAULT_PROFILE",
     "LLAMA_CPP_PROFILE",
+    "LLAMA_SERVER_PROFILE",
+    "LM_STUDIO_PROFILE",
+    "OLLAMA_PROFILE",
     "OPENAI_PROFILE",
     "OPENROUTER_PROFILE",
+    "OPTIMISTIC_PROFILE",
+    "VLLM_PROFILE",
     "ModelProfile",
     "OutputMode",
     "ResponseFormatSupport",
+    "ToolMode",
 ]
 
 ResponseFormatSupport = Literal["json_schema", "json_object_schema", "json_object", "none"]
@@ -27,6 +33,10 @@ ResponseFormatSupport = Literal["json_schema", "json_object_schema", "json_objec
 
 OutputMode = Literal["native", "tool", "prompted"]
 """How an agent obtains structured output: the response_format, a final-result tool, or a prompt."""
+
+ToolMode = Literal["native", "prompted"]
+"""How tools reach the model: the ``tools`` parameter, or described in the prompt (for a server
+with no tool support; calls are then read back from the JSON of the reply)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,6 +52,17 @@ class ModelProfile:
     - `parallel_tool_calls`: the ``parallel_tool_calls`` parameter is accepted.
     - `stream_usage`: ``stream_options: {"include_usage": true}`` is accepted.
     - `output_mode`: the default way an agent gets structured output from this server.
+    - `tool_mode`: ``native`` (the ``tools`` parameter) or ``prompted`` (see `ToolMode`).
+    - `tool_choice`: ``tool_choice`` may be sent at all; when it may and the request has tools,
+      ``"auto"`` is sent unless the settings choose (some servers offer the tools only then).
+    - `escaped_text`: the server HTML-escapes the text it returns (``&#34;`` for ``"``); the
+      answer is unescaped.
+    - `tool_results_as_text`: tool results go as user turns (``Result of NAME (call ID):``),
+      for a server whose chat template drops ``role: "tool"`` messages, so that the model
+      sees what its calls returned.
+    - `tool_prompt_tokens`: tokens the server's chat template adds per tool beyond the tool's
+      JSON, counted by the context-window estimate (a template that renders the tools as
+      prose, or a grammar preamble, costs more than the JSON it is built from).
     """
 
     strict_tools: bool = False
@@ -52,6 +73,11 @@ class ModelProfile:
     parallel_tool_calls: bool = False
     stream_usage: bool = True
     output_mode: OutputMode = "tool"
+    tool_mode: ToolMode = "native"
+    tool_choice: bool = True
+    escaped_text: bool = False
+    tool_results_as_text: bool = False
+    tool_prompt_tokens: int = 0
 
     def replace(self, **changes: Any) -> ModelProfile:
         """A copy with the given flags changed."""
@@ -78,6 +104,41 @@ OPENROUTER_PROFILE = ModelProfile(
 )
 """OpenRouter: as OpenAI's, but the output cap is sent as ``max_tokens``."""
 
+VLLM_PROFILE = ModelProfile(
+    tool_choice_required=True,
+    response_format="json_schema",
+    parallel_tool_calls=True,
+    output_mode="native",
+)
+"""vLLM's server (0.8.3 and later): JSON-schema output and forced tool calls through guided
+decoding; ``strict`` is ignored there, so tools are not made strict. Tools need the server started
+with ``--enable-auto-tool-choice --tool-call-parser NAME``; without them it refuses every request
+with tools, and a learning model falls back to prompted tools."""
+
+OLLAMA_PROFILE = ModelProfile(response_format="json_schema", output_mode="native")
+"""Ollama's ``/v1`` endpoint: JSON-schema output; ``tool_choice``, ``strict`` and
+``parallel_tool_calls`` are silently ignored, and ``max_completion_tokens`` too (so the cap is
+sent as ``max_tokens``)."""
+
+LM_STUDIO_PROFILE = ModelProfile(
+    response_format="json_schema",
+    null_content_with_tool_calls=False,
+    output_mode="native",
+)
+"""LM Studio: JSON-schema output only (it refuses ``json_object``), ``content: ""`` on tool-call
+turns (it refuses null), ``tool_choice: "required"`` not relied on (llama.cpp models only)."""
+
+LLAMA_SERVER_PROFILE = ModelProfile(
+    tool_choice_required=True,
+    response_format="json_schema",
+    null_content_with_tool_calls=False,
+    parallel_tool_calls=True,
+    output_mode="native",
+)
+"""llama.cpp's own server (``llama-server --jinja``): tools through the model's chat template,
+forced calls and JSON-schema output through grammars; ``content: ""`` on tool-call turns (older
+builds refuse null). Without ``--jinja`` it refuses tools: a learning model then prompts them."""
+
 LLAMA_CPP_PROFILE = ModelProfile(
     strict_tools=False,
     tool_choice_required=False,
@@ -87,8 +148,25 @@ LLAMA_CPP_PROFILE = ModelProfile(
     parallel_tool_calls=False,
     stream_usage=False,
     output_mode="native",
+    escaped_text=True,
+    tool_results_as_text=True,
 )
-"""llama-cpp-python's server: ``content: ""`` for tool-call turns, a schema via ``json_object``."""
+"""llama-cpp-python's server (``--chat_format chatml-function-calling``): ``content: ""`` for
+tool-call turns, a schema via ``json_object``; its template HTML-escapes what it renders (so the
+model writes ``&#34;``) and drops tool results, which are therefore sent as user turns."""
+
+OPTIMISTIC_PROFILE = ModelProfile(
+    strict_tools=True,
+    tool_choice_required=True,
+    response_format="json_schema",
+    max_tokens_field="max_tokens",
+    parallel_tool_calls=True,
+    output_mode="native",
+)
+"""Where a model without a profile starts: everything OpenAI's API takes, the output cap as
+``max_tokens`` (which every compatible server reads). `OpenAICompatible` learns from the server's
+error answers which of these it does not take (see `ModelProfile` and `OpenAICompatible.probe`).
+"""
 
 DEFAULT_PROFILE = ModelProfile()
 """Conservative: no strict tools, no forced tool choice, JSON mode, ``max_tokens``."""

@@ -24,6 +24,14 @@ from ._messages import (
     UserMessage,
 )
 from ._profiles import ModelProfile
+from ._prompted import (
+    ANSWER_KEY,
+    add_system_text,
+    prompted_messages,
+    reply_schema,
+    schema_prompt,
+    tools_prompt,
+)
 from ._settings import ModelSettings
 
 __all__ = ["build_body", "build_headers", "encode_body", "message_to_wire"]
@@ -123,7 +131,7 @@ def _response_format(output: ResponseFormat, profile: ModelProfile) -> dict[str,
         if output.description:
             spec["description"] = output.description
         spec["schema"] = output.schema
-        if output.strict:
+        if output.strict and profile.strict_tools:
             spec["strict"] = True
         return {"type": "json_schema", "json_schema": spec}
     if support == "json_object_schema":
@@ -131,6 +139,79 @@ def _response_format(output: ResponseFormat, profile: ModelProfile) -> dict[str,
     if support == "json_object":
         return {"type": "json_object"}
     return None
+
+
+Offer = tuple[tuple[ToolDefinition, ...], bool, int]
+"""The tools a prompted-tools request offers, whether it requires a call, and how many calls
+one reply may hold (1 unless ``parallel_tool_calls`` is allowed)."""
+_PARALLEL_CALLS = 4
+
+
+def _prompted_offer(request: ModelRequest, profile: ModelProfile) -> Offer | None:
+    """What a prompted-tools request offers (the settings' tool_choice applied), or None when
+    the tools go natively."""
+    if not request.tools or profile.tool_mode != "prompted":
+        return None
+    settings = request.settings
+    choice = settings.tool_choice if settings is not None else None
+    parallel = settings is None or settings.parallel_tool_calls is not False
+    calls = _PARALLEL_CALLS if parallel else 1
+    if choice == "none":
+        return (), False, calls
+    if choice not in (None, "auto", "required"):
+        return tuple(t for t in request.tools if t.name == choice), True, calls
+    return tuple(request.tools), choice == "required", calls
+
+
+def _constrained(profile: ModelProfile) -> bool:
+    return profile.response_format in ("json_schema", "json_object_schema")
+
+
+def _answer_hint(request: ModelRequest, profile: ModelProfile) -> str | None:
+    if not _constrained(profile):
+        return None
+    if request.response_format is not None:
+        return "When you need no tool, answer with the JSON of your final answer."
+    return f'When you need no tool, answer with {{"{ANSWER_KEY}": "<your answer>"}}.'
+
+
+def _messages(
+    request: ModelRequest, profile: ModelProfile, offer: Offer | None
+) -> list[dict[str, Any]]:
+    """The wire messages, with what the server cannot take as parameters said in the prompt:
+    the tools (prompted tool mode) and the output schema (JSON mode without a schema)."""
+    notes: list[str] = []
+    if offer is not None:
+        wire = prompted_messages(request.messages, profile)
+        if offer[0]:
+            notes.append(tools_prompt(offer[0], answer=_answer_hint(request, profile)))
+    elif profile.tool_results_as_text:
+        wire = prompted_messages(request.messages, profile, calls_as_text=False)
+    else:
+        wire = [message_to_wire(message, profile) for message in request.messages]
+    output = request.response_format
+    if output is not None and profile.response_format != "json_schema":
+        notes.append(schema_prompt(output.schema))
+    if notes:
+        add_system_text(wire, "\n\n".join(notes))
+    return wire
+
+
+def _prompted_format(
+    request: ModelRequest, profile: ModelProfile, offer: Offer
+) -> dict[str, Any] | None:
+    """The response format that holds a prompted-tools reply to a call or an answer, where the
+    server takes a schema."""
+    tools, required, calls = offer
+    if not tools or not _constrained(profile):
+        return None
+    output = request.response_format
+    schema = reply_schema(
+        tools, output.schema if output else None, required=required, max_calls=calls
+    )
+    if schema is None:
+        return None
+    return _response_format(ResponseFormat("reply", schema), profile)
 
 
 def _apply_settings(
@@ -151,8 +232,8 @@ def _apply_settings(
         body["logit_bias"] = dict(settings.logit_bias)
     if settings.metadata is not None:
         body["metadata"] = dict(settings.metadata)
-    if tools:
-        if settings.tool_choice is not None:
+    if tools and profile.tool_mode == "native":
+        if settings.tool_choice is not None and profile.tool_choice:
             body["tool_choice"] = _tool_choice(settings.tool_choice, tools, profile)
         if settings.parallel_tool_calls is not None and profile.parallel_tool_calls:
             body["parallel_tool_calls"] = settings.parallel_tool_calls
@@ -173,17 +254,21 @@ def build_body(
     """
     if not request.messages:
         raise UsageError("a request needs at least one message")
-    body: dict[str, Any] = {
-        "model": model_name,
-        "messages": [message_to_wire(message, profile) for message in request.messages],
-    }
-    if request.tools:
+    native_tools = bool(request.tools) and profile.tool_mode == "native"
+    offer = _prompted_offer(request, profile)
+    body: dict[str, Any] = {"model": model_name, "messages": _messages(request, profile, offer)}
+    if native_tools:
         body["tools"] = [_tool_to_wire(tool, profile) for tool in request.tools]
     settings = request.settings
     if settings is not None:
         _apply_settings(body, settings, profile, request.tools)
+    if native_tools and profile.tool_choice and "tool_choice" not in body:
+        body["tool_choice"] = "auto"  # OpenAI's default; some servers offer tools only then
+    prompted_format = _prompted_format(request, profile, offer) if offer is not None else None
     if settings is not None and settings.response_format is not None:
         body["response_format"] = settings.response_format
+    elif prompted_format is not None:
+        body["response_format"] = prompted_format
     elif request.response_format is not None:
         response_format = _response_format(request.response_format, profile)
         if response_format is not None:

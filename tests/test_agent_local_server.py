@@ -99,24 +99,18 @@ async def test_openai_compatible_structured_output_and_stream() -> None:
     with LocalServer() as server:
         model = OpenAICompatible("local-model", base_url=server.base_url, api_key="sk-local-1")
         answer = {"total": 5, "explanation": "2+3"}
-        final = {
-            "id": "f1",
-            "type": "function",
-            "function": {"name": "final_result", "arguments": json.dumps(answer)},
-        }
-        message = {"role": "assistant", "content": "", "tool_calls": [final]}
+        message = {"role": "assistant", "content": json.dumps(answer)}
         server.script(completion(message), streamed("hello world"))
         result = await Agent(model, output_type=Sum).run("2+3?")
         async with Agent(model).run_stream("hi") as stream:
             events = [event async for event in stream]
         await model.aclose()
     assert result.output == Sum(total=5, explanation="2+3")
-    # the default profile of an unknown server: a final-result tool, never forced
+    # an unknown server, no profile: optimistic, so the schema goes in a json_schema format
     body = server.requests[0].json()
-    assert "response_format" not in body
-    assert "tool_choice" not in body
-    assert body["tools"][0]["function"]["name"] == "final_result"
-    assert "strict" not in body["tools"][0]["function"]
+    assert body["response_format"]["type"] == "json_schema"
+    assert body["response_format"]["json_schema"]["schema"]["required"] == ["total", "explanation"]
+    assert "tools" not in body and "tool_choice" not in body
     texts = [e.text for e in events if isinstance(e, agentloop.TextDelta)]
     assert texts == ["hello", " world"]
     assert stream.result.output == "hello world"

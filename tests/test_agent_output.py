@@ -96,7 +96,7 @@ async def test_tool_mode_re_asks_when_the_model_answers_in_text() -> None:
     with FakeServer(script) as server:
         result = await Agent(server.model(DEFAULT_PROFILE), output_type=Order).run("order?")
     assert result.output.customer == "Ada"
-    assert "tool_choice" not in server.requests[0]  # the default profile cannot force tools
+    assert server.requests[0]["tool_choice"] == "auto"  # the default profile cannot force tools
     assert "final_result" in server.requests[1]["messages"][-1]["content"]
 
 

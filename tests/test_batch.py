@@ -14,7 +14,7 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
-from agentloop import Agent, OpenAICompatible, UsageError
+from agentloop import DEFAULT_PROFILE, Agent, OpenAICompatible, UsageError
 from agentloop.batch import (
     BatchItem,
     BatchProgress,
@@ -85,7 +85,12 @@ class Server:
 def agent_for(server: Server) -> Agent[Person]:
     client = httpx.AsyncClient(transport=httpx.MockTransport(server), base_url="http://t/v1")
     model = OpenAICompatible(
-        "gpt-4o-mini", base_url="http://t/v1", api_key="sk-test", http_client=client, max_retries=0
+        "gpt-4o-mini",
+        base_url="http://t/v1",
+        api_key="sk-test",
+        http_client=client,
+        max_retries=0,
+        profile=DEFAULT_PROFILE,  # the server answers with the output tool
     )
     return Agent(model, output_type=Person)
 

@@ -13,7 +13,12 @@ from structlog.testing import capture_logs
 from agentloop._errors import MissingAPIKeyError, UsageError
 from agentloop._messages import ModelRequest, UserMessage
 from agentloop._models import OpenAI, OpenAICompatible, OpenRouter, infer_model
-from agentloop._profiles import DEFAULT_PROFILE, OPENAI_PROFILE, OPENROUTER_PROFILE
+from agentloop._profiles import (
+    DEFAULT_PROFILE,
+    OPENAI_PROFILE,
+    OPENROUTER_PROFILE,
+    OPTIMISTIC_PROFILE,
+)
 
 OK = {
     "id": "chatcmpl-1",
@@ -128,7 +133,7 @@ async def test_compatible_server_without_key_and_azure_style_auth():
     local = OpenAICompatible(
         "llama", base_url="http://127.0.0.1:8080/v1", http_client=recorder.client()
     )
-    assert local.profile is DEFAULT_PROFILE
+    assert local.profile is OPTIMISTIC_PROFILE and local.learns  # no profile: learns one
     assert local.system == "openai-compatible"
     await local.request(REQUEST)
     assert "authorization" not in recorder.requests[0].headers

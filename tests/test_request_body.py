@@ -211,7 +211,7 @@ OUTPUT = ResponseFormat(
     ],
 )
 def test_response_format_per_profile(support, expected):
-    profile = DEFAULT_PROFILE.replace(response_format=support)
+    profile = DEFAULT_PROFILE.replace(response_format=support, strict_tools=True)
     sent = body(ModelRequest(HELLO, response_format=OUTPUT), profile)
     assert sent.get("response_format") == expected
 

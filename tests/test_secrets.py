@@ -19,6 +19,7 @@ from structlog.testing import capture_logs
 
 import agentloop
 from agentloop import (
+    DEFAULT_PROFILE,
     Agent,
     AgentloopError,
     APIConnectionError,
@@ -72,6 +73,7 @@ def server() -> Iterator[FaultServer]:
 
 def model_for(url: str, **options: Any) -> OpenAICompatible:
     policy = RetryPolicy(max_retries=1, sleep=Sleeps())
+    options.setdefault("profile", DEFAULT_PROFILE)  # the scripts follow the default profile
     return OpenAICompatible("m", base_url=url, api_key=KEY, retry=policy, timeout=2, **options)
 
 

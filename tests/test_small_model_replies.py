@@ -24,7 +24,8 @@ from agentloop.testing import FakeServer, reply, tool_call
 
 pytestmark = pytest.mark.anyio
 
-SMALL = LLAMA_CPP_PROFILE.replace(output_mode="tool")  # the output tool cannot be forced
+# The output tool cannot be forced; tool results go as tool messages (tested elsewhere).
+SMALL = LLAMA_CPP_PROFILE.replace(output_mode="tool", tool_results_as_text=False)
 FORCED = OPENAI_PROFILE.replace(output_mode="tool")
 ANSWER = {"city": "Paris", "temp": 21}
 RAN: list[str] = []

@@ -28,6 +28,7 @@ from agentloop._errors import (
 )
 from agentloop._messages import ModelRequest, ToolDefinition, UserMessage
 from agentloop._models import OpenAICompatible
+from agentloop._profiles import DEFAULT_PROFILE
 from agentloop._retry import RetryPolicy
 from agentloop._settings import ModelSettings
 
@@ -87,6 +88,7 @@ def server():
 
 def model_for(server, *, retries=2, timeout=10.0, sleeps=None, **kwargs):
     policy = RetryPolicy(max_retries=retries, sleep=sleeps or Sleeps())
+    kwargs.setdefault("profile", DEFAULT_PROFILE)  # the transport, not the profile learning
     return OpenAICompatible(
         "m", base_url=server.base_url, api_key=KEY, timeout=timeout, retry=policy, **kwargs
     )
@@ -379,7 +381,7 @@ async def test_retry_after_is_honoured_with_the_real_sleep(server):
     server.script(
         Reply(429, headers={"retry-after-ms": "200"}, json_body={}), Reply(200, json_body=OK)
     )
-    model = OpenAICompatible("m", base_url=server.base_url, api_key=KEY)
+    model = OpenAICompatible("m", base_url=server.base_url, api_key=KEY, profile=DEFAULT_PROFILE)
     response = await model.request(REQUEST)
     assert response.retries == 1
     gap = server.requests[1].at - server.requests[0].at

@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 
 from faultserver import FaultServer
 
-from agentloop import AssistantMessage, OpenAICompatible, ToolCall, Usage
+from agentloop import DEFAULT_PROFILE, AssistantMessage, OpenAICompatible, ToolCall, Usage
 from agentloop._retry import RetryPolicy
 
 KEY = "sk-reliability-SENTINEL-7f3a9c"
@@ -35,6 +35,7 @@ def make_model(
     **options,
 ) -> OpenAICompatible:
     policy = RetryPolicy(max_retries=retries, sleep=sleeps or Sleeps())
+    options.setdefault("profile", DEFAULT_PROFILE)  # the scripts answer with the output tool
     return OpenAICompatible(
         "m", base_url=server.base_url, api_key=KEY, timeout=timeout, retry=policy, **options
     )

@@ -1,0 +1,207 @@
+"""Learning what a server accepts from its error answers.
+
+A model built without a profile starts optimistic (`OPTIMISTIC_PROFILE`). When the server answers
+an error that names a feature the request used (null assistant content, a ``json_schema``
+response format, ``tool_choice``, ``strict``, ``parallel_tool_calls``, ``stream_options``, the
+output-cap field, tools altogether), `lesson` returns the profile without that feature; the model
+keeps it, logs it once (``profile_learned``) and sends the request again at once, without spending
+a retry. A feature is only ever downgraded when the request that failed used it, so a profile
+cannot learn the wrong thing from an unrelated error.
+
+`about_the_request` tells the transport that a 5xx is the server failing on this request (a
+validation or template error): sending it again unchanged would fail again, so it is not retried.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from ._errors import APIStatusError
+from ._profiles import ModelProfile
+
+__all__ = ["Lesson", "about_the_request", "lesson"]
+
+Body = Mapping[str, Any]
+_REJECTS = re.compile(
+    r"not supported|unsupported|not support|unrecognized|unknown|not allowed|not permitted|"
+    r"extra (fields|inputs)|unexpected|invalid|not implemented|cannot|can't|must be|requires|"
+    r"only .{0,40} (is|are) supported|expected|not a valid|should be|must either|error",
+    re.I,
+)
+_VALUE_PROBLEM = re.compile(r"too large|at least|at most|maximum context|exceed|greater|less", re.I)
+_LEARNABLE_STATUSES = frozenset({400, 404, 415, 422, 500, 501})
+_REQUEST_FAULT = re.compile(
+    r"validation error|invalid|not supported|unsupported|unrecognized|is required|missing|"
+    r"expected|must be|template|jinja|TypeError|KeyError|ValueError|AttributeError|"
+    r"not implemented|cannot|can't",
+    re.I,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Lesson:
+    """One feature the server refused: its name, the profile without it, and what it said."""
+
+    feature: str
+    profile: ModelProfile
+    message: str
+
+
+def _messages(body: Body) -> list[Mapping[str, Any]]:
+    raw = body.get("messages")
+    return cast(list[Mapping[str, Any]], raw) if isinstance(raw, list) else []
+
+
+def _tools(body: Body) -> list[Mapping[str, Any]]:
+    raw = body.get("tools")
+    return cast(list[Mapping[str, Any]], raw) if isinstance(raw, list) else []
+
+
+def _null_content(body: Body) -> bool:
+    return any(m.get("role") == "assistant" and m.get("content") is None for m in _messages(body))
+
+
+def _strict(body: Body) -> bool:
+    in_tools = any(t.get("function", {}).get("strict") for t in _tools(body))
+    spec = body.get("response_format", {})
+    in_output = isinstance(spec, Mapping) and bool(
+        cast(Mapping[str, Any], spec).get("json_schema", {}).get("strict")
+    )
+    return in_tools or in_output
+
+
+def _format_type(body: Body) -> str | None:
+    spec = body.get("response_format")
+    return str(cast(Mapping[str, Any], spec).get("type")) if isinstance(spec, Mapping) else None
+
+
+def _next_format(profile: ModelProfile) -> ModelProfile:
+    steps = {"json_schema": "json_object_schema", "json_object_schema": "json_object"}
+    return profile.replace(response_format=steps.get(profile.response_format, "none"))
+
+
+def _other_cap(profile: ModelProfile) -> ModelProfile:
+    field = "max_tokens" if profile.max_tokens_field == "max_completion_tokens" else None
+    return profile.replace(max_tokens_field=field or "max_completion_tokens")
+
+
+@dataclass(frozen=True, slots=True)
+class _Feature:
+    name: str
+    used: Callable[[Body], bool]
+    named: re.Pattern[str]
+    downgrade: Callable[[ModelProfile], ModelProfile]
+    needs_rejection: bool = True
+
+
+def _cap_used(body: Body) -> bool:
+    return "max_tokens" in body or "max_completion_tokens" in body
+
+
+# Most specific first: "tool_choice 'required'" is about `required`, not tool_choice itself.
+_FEATURES = (
+    _Feature(
+        "tools",
+        lambda body: bool(_tools(body)),
+        re.compile(
+            r"does not support tools|tools? (are |is )?not supported|"
+            r"(function|tool)[ _-]?call(ing|s)? (is |are )?not (supported|enabled|available)|"
+            r"enable-auto-tool-choice|tool[ _-]?call[ _-]?parser|requires --jinja|\btools\b.{0,40}"
+            r"(not (supported|allowed|permitted)|unsupported|extra)",
+            re.I,
+        ),
+        lambda p: p.replace(tool_mode="prompted"),
+        needs_rejection=False,
+    ),
+    _Feature(
+        "tool_choice_required",
+        lambda body: body.get("tool_choice") == "required",
+        re.compile(
+            r"(tool_choice|tool choice).{0,80}required|required.{0,80}(tool_choice|tool choice)",
+            re.I,
+        ),
+        lambda p: p.replace(tool_choice_required=False),
+    ),
+    _Feature(
+        "tool_choice",
+        lambda body: "tool_choice" in body,
+        re.compile(r"tool_choice|tool choice", re.I),
+        lambda p: p.replace(tool_choice=False),
+    ),
+    _Feature(
+        "parallel_tool_calls",
+        lambda body: "parallel_tool_calls" in body,
+        re.compile(r"parallel_tool_calls", re.I),
+        lambda p: p.replace(parallel_tool_calls=False),
+    ),
+    _Feature(
+        "stream_options",
+        lambda body: "stream_options" in body,
+        re.compile(r"stream_options|stream options|include_usage", re.I),
+        lambda p: p.replace(stream_usage=False),
+    ),
+    _Feature(
+        "strict", _strict, re.compile(r"\bstrict\b", re.I), lambda p: p.replace(strict_tools=False)
+    ),
+    _Feature(
+        "response_format",
+        lambda body: _format_type(body) is not None,
+        re.compile(r"response_format|response format|json_schema|json_object|json schema", re.I),
+        _next_format,
+    ),
+    _Feature(
+        "max_tokens_field",
+        _cap_used,
+        re.compile(r"max_completion_tokens|max_tokens", re.I),
+        _other_cap,
+    ),
+    _Feature(
+        "null_content",
+        _null_content,
+        re.compile(
+            r"content.{0,60}(null|none|string|str\b)|(null|none|nonetype).{0,60}content|"
+            r"nonetype|none is not",
+            re.I,
+        ),
+        lambda p: p.replace(null_content_with_tool_calls=False),
+    ),
+)
+
+
+def error_text(error: APIStatusError) -> str:
+    """What the server said: the error's message and, when the body has one, its ``param``."""
+    parts = [error.message]
+    body: Any = error.body
+    detail: Any = cast(Mapping[str, Any], body).get("error") if isinstance(body, Mapping) else None
+    if isinstance(detail, Mapping) and cast(Mapping[str, Any], detail).get("param"):
+        parts.append(f"param: {cast(Mapping[str, Any], detail)['param']}")
+    return " ".join(parts)
+
+
+def lesson(error: APIStatusError, body: Body, profile: ModelProfile) -> Lesson | None:
+    """The profile without the feature this error refused, or None when it names none we used."""
+    if error.status_code not in _LEARNABLE_STATUSES:
+        return None
+    text = error_text(error)
+    for feature in _FEATURES:
+        if not feature.used(body) or not feature.named.search(text):
+            continue
+        if feature.needs_rejection and not _REJECTS.search(text):
+            continue
+        if feature.name == "max_tokens_field" and _VALUE_PROBLEM.search(text):
+            continue
+        learned = feature.downgrade(profile)
+        if learned != profile:
+            return Lesson(feature.name, learned, text[:300])
+    return None
+
+
+def about_the_request(error: APIStatusError) -> bool:
+    """A 500/501 whose message says the request itself failed (validation, template, a
+    server-side exception on its content): the same request would fail again."""
+    if error.status_code not in (500, 501):
+        return False
+    return error.status_code == 501 or bool(_REQUEST_FAULT.search(error.message))

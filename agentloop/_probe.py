@@ -1,0 +1,58 @@
+"""The requests `OpenAICompatible.probe` sends: small, and using every feature a profile names."""
+
+from __future__ import annotations
+
+from ._messages import (
+    AssistantMessage,
+    ModelRequest,
+    ResponseFormat,
+    SystemMessage,
+    ToolCall,
+    ToolDefinition,
+    ToolMessage,
+    UserMessage,
+)
+from ._settings import ModelSettings
+
+__all__ = ["probe_requests"]
+
+_ECHO = ToolDefinition(
+    "echo",
+    "Repeat a word.",
+    {
+        "type": "object",
+        "properties": {"word": {"type": "string"}},
+        "required": ["word"],
+        "additionalProperties": False,
+    },
+    strict=True,
+)
+_ANSWER = ResponseFormat(
+    "answer",
+    {
+        "type": "object",
+        "properties": {"word": {"type": "string"}},
+        "required": ["word"],
+        "additionalProperties": False,
+    },
+    strict=True,
+)
+
+
+def probe_requests() -> tuple[ModelRequest, ModelRequest]:
+    """(a non-stream request with every feature, a streamed one with an output cap)."""
+    conversation = (
+        SystemMessage("Answer in one word."),
+        UserMessage("Echo the word 'hi'."),
+        AssistantMessage(None, (ToolCall("call_probe", "echo", '{"word":"hi"}'),)),
+        ToolMessage("call_probe", "hi", "echo"),
+        UserMessage("Echo it once more."),
+    )
+    settings = ModelSettings(
+        max_completion_tokens=16, tool_choice="required", parallel_tool_calls=False, temperature=0
+    )
+    plain = ModelRequest(conversation, (_ECHO,), settings, _ANSWER)
+    streamed = ModelRequest(
+        (UserMessage("Say hi."),), (), ModelSettings(max_completion_tokens=4, temperature=0)
+    )
+    return plain, streamed
