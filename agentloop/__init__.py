@@ -54,8 +54,13 @@ from ._prices import ModelInfo, lookup_model, register_model
 from ._profiles import (
     DEFAULT_PROFILE,
     LLAMA_CPP_PROFILE,
+    LLAMA_SERVER_PROFILE,
+    LM_STUDIO_PROFILE,
+    OLLAMA_PROFILE,
     OPENAI_PROFILE,
     OPENROUTER_PROFILE,
+    OPTIMISTIC_PROFILE,
+    VLLM_PROFILE,
     ModelProfile,
 )
 from ._progress import WorkingLine
@@ -81,8 +86,13 @@ __all__ = [
     "DEFAULT_HISTORY_POLICY",
     "DEFAULT_PROFILE",
     "LLAMA_CPP_PROFILE",
+    "LLAMA_SERVER_PROFILE",
+    "LM_STUDIO_PROFILE",
+    "OLLAMA_PROFILE",
     "OPENAI_PROFILE",
     "OPENROUTER_PROFILE",
+    "OPTIMISTIC_PROFILE",
+    "VLLM_PROFILE",
     "APIConnectionError",
     "APIError",
     "APIStatusError",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import re
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator
 from contextlib import contextmanager
@@ -33,6 +34,15 @@ def _unescape(message: AssistantMessage) -> AssistantMessage:
     if not message.content or "&" not in message.content:
         return message
     return dataclasses.replace(message, content=html.unescape(message.content))
+
+
+_ENTITY_START = re.compile(r"&[#a-zA-Z0-9]{0,10}$")
+
+
+def _split_entity(text: str) -> tuple[str, str]:
+    """(what can be unescaped now, the start of an entity that a later delta may finish)."""
+    cut = _ENTITY_START.search(text)
+    return (text[: cut.start()], text[cut.start() :]) if cut else (text, "")
 
 
 def _reply_deltas(message: AssistantMessage) -> list[StreamDelta]:
@@ -62,22 +72,35 @@ def adapt_response(
 
 
 class AdaptedStream:
-    """A model stream whose text deltas and final answer are adapted as `adapt_response` says."""
+    """A model stream whose text deltas and final answer are adapted as `adapt_response` says.
+
+    - `before` runs first (it may teach the model something: the body is built after it).
+    - `fetch` gets the whole answer of a plain request: used instead of a stream when the
+      profile says the server streams no tool calls (`ModelProfile.stream_tools`), and after a
+      stream with tools that came back empty when `on_empty` says the model learned just that.
+    """
 
     def __init__(
         self,
         open_stream: Callable[[], HTTPModelStream],
         request: ModelRequest,
         profile: Callable[[], ModelProfile],
+        *,
         before: Callable[[], Awaitable[None]] | None = None,
+        fetch: Callable[[], Awaitable[ModelResponse]] | None = None,
+        on_empty: Callable[[], bool] | None = None,
     ) -> None:
         self._open = open_stream
         self._inner: HTTPModelStream | None = None
         self._request = request
         self._profile = profile
         self._before = before
+        self._fetch = fetch
+        self._on_empty = on_empty
         self._held: deque[StreamDelta] | None = None
         self._adapted: ModelResponse | None = None
+        self._whole = False
+        self._tail = ""  # the start of an HTML entity that the next delta may finish
 
     @property
     def inner(self) -> HTTPModelStream:
@@ -87,10 +110,20 @@ class AdaptedStream:
 
     async def __aenter__(self) -> Self:
         if self._before is not None:
-            await self._before()  # may teach the model something: the body is built after it
+            await self._before()
+        if self._fetch is not None and self._request.tools and not self._profile().stream_tools:
+            await self._take_whole(self._fetch)
+            return self
         self._inner = self._open()
         await self._inner.__aenter__()
         return self
+
+    async def _take_whole(self, fetch: Callable[[], Awaitable[ModelResponse]]) -> None:
+        from ._http_stream import response_deltas
+
+        self._whole = True
+        self._adapted = await fetch()
+        self._held = deque(response_deltas(self._adapted))
 
     async def __aexit__(
         self,
@@ -105,13 +138,40 @@ class AdaptedStream:
         return self
 
     async def __anext__(self) -> StreamDelta:
+        if self._held is not None:
+            if not self._held:
+                raise StopAsyncIteration
+            return self._held.popleft()
         profile = self._profile()
         if self._request.tools and profile.tool_mode == "prompted":
             return await self._next_prompted()
-        delta = await self.inner.__anext__()
-        if isinstance(delta, TextDelta) and "&" in delta.text and profile.escaped_text:
-            return TextDelta(html.unescape(delta.text))
-        return delta
+        while True:
+            try:
+                delta = await self.inner.__anext__()
+            except StopAsyncIteration:
+                if self._tail:  # an entity cut at the very end: as it is
+                    text, self._tail = self._tail, ""
+                    return TextDelta(html.unescape(text))
+                if not await self._refetched_empty():
+                    raise
+                return await self.__anext__()
+            if not (isinstance(delta, TextDelta) and profile.escaped_text):
+                return delta
+            text, self._tail = _split_entity(self._tail + delta.text)
+            if text:
+                return TextDelta(html.unescape(text))
+
+    async def _refetched_empty(self) -> bool:
+        """After a stream with tools that said nothing at all: if the model takes that as the
+        server's quirk, the whole answer of a plain request replaces it."""
+        message = self.inner.response.message
+        empty = not message.content and not message.tool_calls and not message.refusal
+        if not (empty and self._request.tools and self._fetch and self._on_empty):
+            return False
+        if not self._on_empty():
+            return False
+        await self._take_whole(self._fetch)
+        return True
 
     async def _next_prompted(self) -> StreamDelta:
         """Prompted tools: the reply's text is held back until its end, then given as the calls
@@ -124,9 +184,7 @@ class AdaptedStream:
                 break
             if not isinstance(delta, TextDelta):
                 return delta
-        if not self._held:
-            raise StopAsyncIteration
-        return self._held.popleft()
+        return await self.__anext__()
 
     @property
     def response(self) -> ModelResponse:
@@ -137,10 +195,15 @@ class AdaptedStream:
 
     @property
     def usage(self) -> RequestUsage | None:
+        if self._whole:
+            return self.response.usage
         return self.inner.usage
 
     @contextmanager
     def deadline_scope(self) -> Generator[None]:
+        if self._whole or self._inner is None:
+            yield
+            return
         with self.inner.deadline_scope():
             yield
 
@@ -157,10 +220,10 @@ def adapt_stream(
     open_stream: Callable[[], HTTPModelStream],
     request: ModelRequest,
     profile: Callable[[], ModelProfile],
-    before: Callable[[], Awaitable[None]] | None = None,
+    **hooks: Any,
 ) -> HTTPModelStream | AdaptedStream:
-    """The stream itself when nothing could need adapting, else an `AdaptedStream` that runs
-    `before` (if any), then opens it."""
+    """The stream itself when nothing could need adapting, else an `AdaptedStream` around it
+    (`hooks`: its `before`, `fetch` and `on_empty`)."""
     if not request.tools and not profile().escaped_text:
         return open_stream()
-    return AdaptedStream(open_stream, request, profile, before)
+    return AdaptedStream(open_stream, request, profile, **hooks)

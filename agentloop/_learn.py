@@ -28,7 +28,7 @@ Body = Mapping[str, Any]
 _REJECTS = re.compile(
     r"not supported|unsupported|not support|unrecognized|unknown|not allowed|not permitted|"
     r"extra (fields|inputs)|unexpected|invalid|not implemented|cannot|can't|must be|requires|"
-    r"only .{0,40} (is|are) supported|expected|not a valid|should be|must either|error",
+    r"only .{0,40} (is|are) supported|expected|not a valid|should be|must either|can only|error",
     re.I,
 )
 _VALUE_PROBLEM = re.compile(r"too large|at least|at most|maximum context|exceed|greater|less", re.I)
@@ -120,7 +120,8 @@ _FEATURES = (
         "tool_choice_required",
         lambda body: body.get("tool_choice") == "required",
         re.compile(
-            r"(tool_choice|tool choice).{0,80}required|required.{0,80}(tool_choice|tool choice)",
+            r"(tool_choice|tool choice).{0,80}required|required.{0,80}(tool_choice|tool choice)|"
+            r"must either be a named tool",
             re.I,
         ),
         lambda p: p.replace(tool_choice_required=False),
@@ -181,10 +182,27 @@ def error_text(error: APIStatusError) -> str:
     return " ".join(parts)
 
 
+_SILENT_500 = re.compile(r"\s*(\d{3})?\s*(\(empty body\))?\s*")
+
+
+def _crash(error: APIStatusError, body: Body, profile: ModelProfile) -> Lesson | None:
+    """A 500 that says nothing, to a request forcing a tool call: llama-cpp-python's
+    function-calling handler fails an assert on ``tool_choice: "required"`` and answers so."""
+    if error.status_code != 500 or not _SILENT_500.fullmatch(error.message):
+        return None
+    if body.get("tool_choice") != "required" or not profile.tool_choice_required:
+        return None
+    changed = profile.replace(tool_choice_required=False)
+    return Lesson("tool_choice_required", changed, "an empty 500 to tool_choice 'required'")
+
+
 def lesson(error: APIStatusError, body: Body, profile: ModelProfile) -> Lesson | None:
     """The profile without the feature this error refused, or None when it names none we used."""
     if error.status_code not in _LEARNABLE_STATUSES:
         return None
+    crashed = _crash(error, body, profile)
+    if crashed is not None:
+        return crashed
     text = error_text(error)
     for feature in _FEATURES:
         if not feature.used(body) or not feature.named.search(text):

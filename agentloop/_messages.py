@@ -30,6 +30,7 @@ __all__ = [
     "ToolDefinition",
     "ToolMessage",
     "UserMessage",
+    "add_usage",
     "messages_from_json",
     "messages_to_json",
 ]
@@ -138,6 +139,22 @@ class RequestUsage:
     reasoning_tokens: int = 0
     cost: float | None = None
     reported: bool = True
+
+
+def add_usage(usage: RequestUsage, more: Sequence[RequestUsage]) -> RequestUsage:
+    """`usage` plus the reported ones of `more` (a cost is kept only where every part has one)."""
+    counted = [u for u in more if u.reported]
+    if not counted:
+        return usage
+    costs = [usage.cost, *(u.cost for u in counted)]
+    return RequestUsage(
+        input_tokens=usage.input_tokens + sum(u.input_tokens for u in counted),
+        output_tokens=usage.output_tokens + sum(u.output_tokens for u in counted),
+        cached_tokens=usage.cached_tokens + sum(u.cached_tokens for u in counted),
+        reasoning_tokens=usage.reasoning_tokens + sum(u.reasoning_tokens for u in counted),
+        cost=None if None in costs else sum(c for c in costs if c is not None),
+        reported=usage.reported,
+    )
 
 
 @dataclass(frozen=True, slots=True)

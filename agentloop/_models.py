@@ -12,6 +12,7 @@ import dataclasses
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
@@ -19,10 +20,9 @@ from ._adapt import ModelStreamContext, adapt_response, adapt_stream
 from ._errors import APIError, APIStatusError, MissingAPIKeyError, UsageError
 from ._learn import lesson
 from ._log import get_logger
-from ._messages import AssistantMessage, ModelRequest, ModelResponse, RequestUsage
+from ._messages import AssistantMessage, ModelRequest, ModelResponse, RequestUsage, add_usage
 from ._profiles import (
-    DEFAULT_PROFILE,
-    LLAMA_CPP_PROFILE,
+    BUILT_IN_PROFILES,
     OPENAI_PROFILE,
     OPENROUTER_PROFILE,
     OPTIMISTIC_PROFILE,
@@ -54,13 +54,7 @@ DEFAULT_DEADLINE = 600.0
 """The overall deadline of one request attempt, in seconds, unless the model or settings say."""
 CONNECT_TIMEOUT = 5.0
 _log = get_logger()
-_PROFILE_NAMES = {
-    "OPENAI_PROFILE": OPENAI_PROFILE,
-    "OPENROUTER_PROFILE": OPENROUTER_PROFILE,
-    "LLAMA_CPP_PROFILE": LLAMA_CPP_PROFILE,
-    "DEFAULT_PROFILE": DEFAULT_PROFILE,
-    "OPTIMISTIC_PROFILE": OPTIMISTIC_PROFILE,
-}
+_PROFILE_NAMES = BUILT_IN_PROFILES
 
 
 class ModelStream(Protocol):
@@ -102,7 +96,7 @@ class Model(Protocol):
 
 def _profile_name(profile: ModelProfile) -> str:
     for name, known in _PROFILE_NAMES.items():
-        if profile == known:
+        if profile is known:
             return name
     return "custom"
 
@@ -265,31 +259,46 @@ class OpenAICompatible:
         return request.settings.timeout if request.settings is not None else None
 
     def _relearner(self, request: ModelRequest, body: dict[str, Any], *, stream: bool) -> Relearn:
-        sent = [body]
+        sent = [(body, self.profile)]
 
         def relearn(error: APIStatusError) -> bytes | None:
-            found = lesson(error, sent[0], self.profile) if self._learns else None
-            if found is None:
+            body, built_with = sent[0]
+            if not self._learns or lesson(error, body, built_with) is None:
                 return None
-            self.profile = found.profile
-            _log.warning(
-                "profile_learned", model=self.name, feature=found.feature, server_said=found.message
-            )
-            sent[0] = self._body(request, stream=stream)
-            return encode_body(sent[0])
+            now = lesson(error, body, self.profile)  # None: another request learned it first
+            if now is not None:
+                self.profile = now.profile
+                _log.warning(
+                    "profile_learned", model=self.name, feature=now.feature, server_said=now.message
+                )
+            sent[0] = (self._body(request, stream=stream), self.profile)
+            return encode_body(sent[0][0])
 
         return relearn
 
     async def request(self, request: ModelRequest) -> ModelResponse:
-        """Send one non-stream request, with retries (and learning, see the class doc)."""
+        """Send one non-stream request, with retries (and learning, see the class doc).
+
+        The usage of the answer includes what a learning model spent finding out what the
+        server drops (its one-token checks, and an answer sent again), so a run pays for all.
+        """
         request = self._with_defaults(request)
         response = await self._send(request)
-        if self._learns:
-            drop = await self._drops.after(self._checker, request, response, self.profile)
-            if drop is not None:
-                self._route_around(drop)
-                response = await self._send(request)
-        return response
+        if not self._learns:
+            return response
+        spent: list[RequestUsage] = []
+
+        async def check(probe: ModelRequest) -> ModelResponse:
+            answer = await self._checker(probe)
+            spent.append(answer.usage)
+            return answer
+
+        drop = await self._drops.after(check, request, response, self.profile)
+        if drop is not None:
+            self._route_around(drop)
+            spent.append(response.usage)
+            response = await self._send(request)
+        return response.replace(usage=add_usage(response.usage, spent)) if spent else response
 
     async def _checker(self, request: ModelRequest) -> ModelResponse:
         """A silent-drop check's request: sent once, and its failure is no answer (an empty
@@ -331,7 +340,26 @@ class OpenAICompatible:
                 if drop is not None:
                     self._route_around(drop)
 
-        return adapt_stream(open_stream, request, lambda: self.profile, before)
+        def on_empty() -> bool:
+            if not self._learns or not self.profile.stream_tools:
+                return False
+            self.profile = self.profile.replace(stream_tools=False)
+            _log.warning(
+                "profile_learned",
+                model=self.name,
+                feature="stream_tools",
+                server_said="a stream with tools ended with nothing in it",
+            )
+            return True
+
+        return adapt_stream(
+            open_stream,
+            request,
+            lambda: self.profile,
+            before=before,
+            fetch=partial(self._send, request),
+            on_empty=on_empty,
+        )
 
     def _route_around(self, drop: Drop) -> None:
         feature, changes = drop
@@ -349,7 +377,9 @@ class OpenAICompatible:
         One request uses every feature a profile describes (a tool, ``tool_choice: "required"``,
         ``strict``, ``parallel_tool_calls``, a ``json_schema`` response format, an assistant turn
         with ``content: null``, an output cap of 16 tokens); each error answer downgrades what it
-        names and the request is sent again. A streamed request then checks ``stream_options``.
+        names and the request is sent again. The same request with ``tool_choice`` left to its
+        default follows (a server may take "required" and refuse "auto"), then a streamed one
+        checks ``stream_options``.
         Save the result and pass it as ``profile=`` to skip the learning next time. A model built
         with a profile probes too, but keeps its profile unless the probe learned something.
         """
@@ -357,8 +387,9 @@ class OpenAICompatible:
 
         learns, self._learns = self._learns, True
         try:
-            plain, streamed = probe_requests()
+            plain, auto, streamed = probe_requests()
             await self.request(plain)
+            await self.request(auto)
             async with self.stream(streamed) as stream:
                 async for _ in stream:
                     pass

@@ -39,8 +39,10 @@ _ANSWER = ResponseFormat(
 )
 
 
-def probe_requests() -> tuple[ModelRequest, ModelRequest]:
-    """(a non-stream request with every feature, a streamed one with an output cap)."""
+def probe_requests() -> tuple[ModelRequest, ModelRequest, ModelRequest]:
+    """(a non-stream request with every feature, the same with ``tool_choice`` left to its
+    default, a streamed one with an output cap). A server can take "required" and refuse the
+    default "auto" (vLLM without ``--enable-auto-tool-choice``)."""
     conversation = (
         SystemMessage("Answer in one word."),
         UserMessage("Echo the word 'hi'."),
@@ -52,7 +54,8 @@ def probe_requests() -> tuple[ModelRequest, ModelRequest]:
         max_completion_tokens=16, tool_choice="required", parallel_tool_calls=False, temperature=0
     )
     plain = ModelRequest(conversation, (_ECHO,), settings, _ANSWER)
+    auto = ModelRequest(conversation, (_ECHO,), ModelSettings(max_completion_tokens=16))
     streamed = ModelRequest(
         (UserMessage("Say hi."),), (), ModelSettings(max_completion_tokens=4, temperature=0)
     )
-    return plain, streamed
+    return plain, auto, streamed

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 __all__ = [
+    "BUILT_IN_PROFILES",
     "DEFAULT_PROFILE",
     "LLAMA_CPP_PROFILE",
     "LLAMA_SERVER_PROFILE",
@@ -57,6 +58,12 @@ class ModelProfile:
       ``"auto"`` is sent unless the settings choose (some servers offer the tools only then).
     - `escaped_text`: the server HTML-escapes the text it returns (``&#34;`` for ``"``); the
       answer is unescaped.
+    - `stream_tools`: the server streams answers to requests with tools. When it does not
+      (llama-cpp-python's function-calling handler streams an empty answer), such a request is
+      sent whole and its answer given as deltas.
+    - `tools_need_system`: the server describes the tools inside the system message, and only
+      when there is one (llama-cpp-python's function-calling template): a request with tools
+      and no system message gets one.
     - `tool_results_as_text`: tool results go as user turns (``Result of NAME (call ID):``),
       for a server whose chat template drops ``role: "tool"`` messages, so that the model
       sees what its calls returned.
@@ -76,6 +83,8 @@ class ModelProfile:
     tool_mode: ToolMode = "native"
     tool_choice: bool = True
     escaped_text: bool = False
+    stream_tools: bool = True
+    tools_need_system: bool = False
     tool_results_as_text: bool = False
     tool_prompt_tokens: int = 0
 
@@ -149,24 +158,42 @@ LLAMA_CPP_PROFILE = ModelProfile(
     stream_usage=False,
     output_mode="native",
     escaped_text=True,
+    stream_tools=False,
+    tools_need_system=True,
     tool_results_as_text=True,
 )
 """llama-cpp-python's server (``--chat_format chatml-function-calling``): ``content: ""`` for
 tool-call turns, a schema via ``json_object``; its template HTML-escapes what it renders (so the
-model writes ``&#34;``) and drops tool results, which are therefore sent as user turns."""
+model writes ``&#34;``) and drops tool results, which are therefore sent as user turns; it
+streams nothing when tools are offered, so those requests are sent whole; and it describes the
+tools only inside a system message, so a request with tools always has one."""
 
 OPTIMISTIC_PROFILE = ModelProfile(
-    strict_tools=True,
     tool_choice_required=True,
     response_format="json_schema",
     max_tokens_field="max_tokens",
     parallel_tool_calls=True,
     output_mode="native",
 )
-"""Where a model without a profile starts: everything OpenAI's API takes, the output cap as
-``max_tokens`` (which every compatible server reads). `OpenAICompatible` learns from the server's
+"""Where a model without a profile starts: everything OpenAI's API takes but ``strict`` (an
+OpenAI feature that compatible servers ignore, and whose schema subset would drop constraints,
+such as ``maxLength``, that their grammars enforce), the output cap as ``max_tokens`` (which
+every compatible server reads). `OpenAICompatible` learns from the server's
 error answers which of these it does not take (see `ModelProfile` and `OpenAICompatible.probe`).
 """
 
 DEFAULT_PROFILE = ModelProfile()
 """Conservative: no strict tools, no forced tool choice, JSON mode, ``max_tokens``."""
+
+BUILT_IN_PROFILES: dict[str, ModelProfile] = {
+    "OPENAI_PROFILE": OPENAI_PROFILE,
+    "OPENROUTER_PROFILE": OPENROUTER_PROFILE,
+    "VLLM_PROFILE": VLLM_PROFILE,
+    "OLLAMA_PROFILE": OLLAMA_PROFILE,
+    "LM_STUDIO_PROFILE": LM_STUDIO_PROFILE,
+    "LLAMA_SERVER_PROFILE": LLAMA_SERVER_PROFILE,
+    "LLAMA_CPP_PROFILE": LLAMA_CPP_PROFILE,
+    "OPTIMISTIC_PROFILE": OPTIMISTIC_PROFILE,
+    "DEFAULT_PROFILE": DEFAULT_PROFILE,
+}
+"""The built-in profiles by name (a repr names a model's profile when it is one of these)."""

@@ -123,14 +123,16 @@ def _results_text(results: list[str]) -> str:
     return "\n\n".join([*results, _AFTER_RESULTS])
 
 
-def _candidates(text: str) -> list[str]:
-    """Where the JSON of a reply may be: inside fences or tags, else from its first brace."""
-    found = [m.group(1) for m in _FENCE_RE.finditer(text)]
-    found += [m.group(1) for m in _TAG_RE.finditer(text)]
+def _blocks(text: str) -> list[str]:
+    """The JSON blocks of a reply inside fences or ``<tool_call>`` tags."""
+    return [m.group(1) for m in _FENCE_RE.finditer(text)] + [
+        m.group(1) for m in _TAG_RE.finditer(text)
+    ]
+
+
+def _from_first_brace(text: str) -> str | None:
     start = min((i for i in (text.find("{"), text.find("[")) if i >= 0), default=-1)
-    if start >= 0:
-        found.append(text[start:])
-    return found
+    return text[start:] if start >= 0 else None
 
 
 def _decode(candidate: str) -> Any:
@@ -178,23 +180,25 @@ def read_prompted_calls(
     """The reply with the tool calls its text asked for, or unchanged when it asked for none.
 
     A bare ``{"name", "arguments"}`` object counts as a call only when it names one of `tools`,
-    so that a structured answer is never mistaken for a call. The same call twice in one reply
-    (small models repeat themselves) is made once.
+    so that a structured answer is never mistaken for a call. Every fenced or ``<tool_call>``
+    block counts (several calls may come that way); without blocks, the JSON from the first
+    brace. The same call twice in one reply (small models repeat themselves) is made once.
     """
     text = message.content
     if message.tool_calls or not text or "{" not in text:
         return message
     names = frozenset(tool.name for tool in tools)
-    for candidate in _candidates(text):
-        calls = _as_calls(_decode(candidate), names)
-        if calls:
-            unique = dict.fromkeys((name, _arguments_text(args)) for name, args in calls)
-            tool_calls = tuple(
-                ToolCall(f"call_{uuid.uuid4().hex[:12]}", name, arguments)
-                for name, arguments in unique
-            )
-            return AssistantMessage(None, tool_calls, message.refusal, message.reasoning)
-    return message
+    calls = [c for block in _blocks(text) for c in _as_calls(_decode(block), names) or ()]
+    if not calls:
+        rest = _from_first_brace(text)
+        calls = (_as_calls(_decode(rest), names) or []) if rest is not None else []
+    if not calls:
+        return message
+    unique = dict.fromkeys((name, _arguments_text(args)) for name, args in calls)
+    tool_calls = tuple(
+        ToolCall(f"call_{uuid.uuid4().hex[:12]}", name, arguments) for name, arguments in unique
+    )
+    return AssistantMessage(None, tool_calls, message.refusal, message.reasoning)
 
 
 def _arguments_text(arguments: Any) -> str:

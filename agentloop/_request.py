@@ -23,6 +23,7 @@ from ._messages import (
     ToolMessage,
     UserMessage,
 )
+from ._output import OUTPUT_TOOL_NAME
 from ._profiles import ModelProfile
 from ._prompted import (
     ANSWER_KEY,
@@ -145,6 +146,7 @@ Offer = tuple[tuple[ToolDefinition, ...], bool, int]
 """The tools a prompted-tools request offers, whether it requires a call, and how many calls
 one reply may hold (1 unless ``parallel_tool_calls`` is allowed)."""
 _PARALLEL_CALLS = 4
+_USE_TOOLS = "Use the tools you are given when they help."
 
 
 def _prompted_offer(request: ModelRequest, profile: ModelProfile) -> Offer | None:
@@ -160,7 +162,8 @@ def _prompted_offer(request: ModelRequest, profile: ModelProfile) -> Offer | Non
         return (), False, calls
     if choice not in (None, "auto", "required"):
         return tuple(t for t in request.tools if t.name == choice), True, calls
-    return tuple(request.tools), choice == "required", calls
+    output_tool = any(t.name == OUTPUT_TOOL_NAME for t in request.tools)  # it is the answer
+    return tuple(request.tools), choice == "required" or output_tool, calls
 
 
 def _constrained(profile: ModelProfile) -> bool:
@@ -168,7 +171,7 @@ def _constrained(profile: ModelProfile) -> bool:
 
 
 def _answer_hint(request: ModelRequest, profile: ModelProfile) -> str | None:
-    if not _constrained(profile):
+    if not _constrained(profile) or any(t.name == OUTPUT_TOOL_NAME for t in request.tools):
         return None
     if request.response_format is not None:
         return "When you need no tool, answer with the JSON of your final answer."
@@ -194,6 +197,8 @@ def _messages(
         notes.append(schema_prompt(output.schema))
     if notes:
         add_system_text(wire, "\n\n".join(notes))
+    if request.tools and profile.tools_need_system and wire[0].get("role") != "system":
+        wire.insert(0, {"role": "system", "content": _USE_TOOLS})
     return wire
 
 

@@ -1,0 +1,645 @@
+"""Prompted tool mode, tool results as text, escaped text, the schema prompt at the wire, and the
+built-in profiles of local servers: the request each one builds and the reply each one reads.
+
+Unit tests of `_prompted` / `_request` / `_adapt`, then whole runs against `QuirkServer` with a
+profile given (so nothing is learned and the wire shape is the profile's alone).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import jsonschema
+import pytest
+from pydantic import BaseModel
+from support.quirk_server import QuirkServer, instance
+
+from agentloop import (
+    Agent,
+    AssistantMessage,
+    ModelSettings,
+    OpenAICompatible,
+    SystemMessage,
+    TextDelta,
+    ToolCall,
+    ToolMessage,
+    UserMessage,
+    tool,
+)
+from agentloop._adapt import adapt_response
+from agentloop._messages import ModelRequest, ModelResponse, ResponseFormat, ToolDefinition
+from agentloop._profiles import (
+    DEFAULT_PROFILE,
+    LLAMA_CPP_PROFILE,
+    LLAMA_SERVER_PROFILE,
+    LM_STUDIO_PROFILE,
+    OLLAMA_PROFILE,
+    OPTIMISTIC_PROFILE,
+    VLLM_PROFILE,
+    ModelProfile,
+)
+from agentloop._prompted import (
+    read_prompted_answer,
+    read_prompted_calls,
+    reply_schema,
+    schema_prompt,
+    tools_prompt,
+)
+from agentloop._request import build_body
+
+ADD = ToolDefinition(
+    "add",
+    "Add two integers.",
+    {
+        "type": "object",
+        "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+        "required": ["a", "b"],
+        "additionalProperties": False,
+    },
+)
+ECHO = ToolDefinition(
+    "echo",
+    "Repeat a word.",
+    {
+        "type": "object",
+        "properties": {"word": {"type": "string"}},
+        "required": ["word"],
+        "additionalProperties": False,
+    },
+)
+TOOLS = (ADD, ECHO)
+OUTPUT = {
+    "type": "object",
+    "properties": {"total": {"type": "integer"}, "note": {"type": "string"}},
+    "required": ["total", "note"],
+    "additionalProperties": False,
+}
+PROMPTED = OPTIMISTIC_PROFILE.replace(tool_mode="prompted")
+
+
+def calls_of(text: str, tools: tuple[ToolDefinition, ...] = TOOLS) -> list[tuple[str, Any]]:
+    message = read_prompted_calls(AssistantMessage(text), tools)
+    return [(c.name, json.loads(c.arguments)) for c in message.tool_calls]
+
+
+# --- reading calls from a reply ---------------------------------------------------------------
+
+CALL = {"name": "add", "arguments": {"a": 2, "b": 3}}
+WANTED = [("add", {"a": 2, "b": 3})]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps({"tool_calls": [CALL]}),
+        "  " + json.dumps({"tool_calls": [CALL]}) + "\n",
+        f"```json\n{json.dumps({'tool_calls': [CALL]})}\n```",
+        f"```\n{json.dumps({'tool_calls': [CALL]})}\n```",
+        f"```JSON\n{json.dumps(CALL)}\n```",
+        f"I will add them.\n```json\n{json.dumps({'tool_calls': [CALL]})}\n```\nDone.",
+        f"<tool_call>\n{json.dumps(CALL)}\n</tool_call>",
+        f"<tool_call>{json.dumps(CALL)}",  # the closing tag cut off by the token cap
+        f"Let me use a tool. {json.dumps({'tool_calls': [CALL]})}",
+        json.dumps(CALL),  # a bare call naming a tool
+        json.dumps([CALL]),  # a bare list of calls
+        json.dumps({"tool_call": CALL}),
+        json.dumps({"name": "add", "parameters": {"a": 2, "b": 3}}),
+        json.dumps({"tool_calls": [{"type": "function", "function": CALL}]}),
+        json.dumps({"tool_calls": [{"name": "add", "arguments": '{"a": 2, "b": 3}'}]}),
+        json.dumps({"tool_calls": [CALL, CALL]}),  # the same call twice is made once
+        json.dumps(CALL) + " trailing words",
+    ],
+)
+def test_calls_are_read_from_each_form_a_model_writes(text: str) -> None:
+    assert calls_of(text) == WANTED
+
+
+def test_a_reply_with_calls_becomes_a_tool_call_turn() -> None:
+    reply = AssistantMessage(json.dumps({"tool_calls": [CALL]}), reasoning={"reasoning": "r"})
+    message = read_prompted_calls(reply, TOOLS)
+    assert message.content is None
+    assert message.reasoning == {"reasoning": "r"}
+    (call,) = message.tool_calls
+    assert call.id.startswith("call_") and len(call.id) == len("call_") + 12
+    assert json.loads(call.arguments) == {"a": 2, "b": 3}
+
+
+def test_two_calls_in_one_reply_get_their_own_ids() -> None:
+    other = {"name": "echo", "arguments": {"word": "hi"}}
+    message = read_prompted_calls(
+        AssistantMessage(json.dumps({"tool_calls": [CALL, other]})), TOOLS
+    )
+    assert [c.name for c in message.tool_calls] == ["add", "echo"]
+    assert len({c.id for c in message.tool_calls}) == 2
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The total is 5.",
+        "",
+        json.dumps({"total": 5, "note": "ok"}),  # a structured answer is not a call
+        json.dumps({"name": "Ada", "arguments": "none"}),  # a bare object naming no tool
+        json.dumps([CALL, {"name": "nope", "arguments": {}}]),  # a bare list: every item a call
+        json.dumps({"tool_calls": []}),
+        "{not json at all",
+        "Sure {ok}",
+    ],
+)
+def test_replies_that_are_not_calls_stay_as_they_are(text: str) -> None:
+    message = AssistantMessage(text)
+    assert read_prompted_calls(message, TOOLS) is message
+
+
+def test_a_reply_that_has_native_calls_is_kept() -> None:
+    message = AssistantMessage(json.dumps({"tool_calls": [CALL]}), (ToolCall("c", "echo", "{}"),))
+    assert read_prompted_calls(message, TOOLS) is message
+
+
+def test_a_tool_calls_list_may_name_an_unknown_tool() -> None:
+    """The wrapper says it is a call: the unknown name goes on to the loop, which re-asks."""
+    assert calls_of(json.dumps({"tool_calls": [{"name": "nope", "arguments": {}}]})) == [
+        ("nope", {})
+    ]
+
+
+@pytest.mark.parametrize("wrap", ["<tool_call>\n{}\n</tool_call>", "```json\n{}\n```"])
+def test_two_tagged_or_fenced_calls_are_both_made(wrap: str) -> None:
+    other = {"name": "echo", "arguments": {"word": "hi"}}
+    text = "\n".join(wrap.replace("{}", json.dumps(c)) for c in (CALL, other))
+    assert calls_of(text) == [*WANTED, ("echo", {"word": "hi"})]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"answer": "It is 5."}', "It is 5."),
+        (' {"answer": "It is 5."} ', "It is 5."),
+        ('{"answer": 5}', '{"answer": 5}'),  # not a text answer: kept
+        ("The answer is 5.", "The answer is 5."),
+        ('{"total": 5}', '{"total": 5}'),
+    ],
+)
+def test_a_constrained_answer_is_unwrapped(text: str, expected: str) -> None:
+    assert read_prompted_answer(AssistantMessage(text)).content == expected
+
+
+# --- the schema a prompted reply is held to --------------------------------------------------
+
+
+def validator(schema: Mapping[str, Any]) -> jsonschema.Draft202012Validator:
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def test_reply_schema_takes_valid_calls_and_the_answer() -> None:
+    schema = reply_schema(TOOLS, None, required=False)
+    assert schema is not None
+    check = validator(schema)
+    assert check.is_valid({"tool_calls": [CALL]})
+    assert check.is_valid({"tool_calls": [CALL, {"name": "echo", "arguments": {"word": "x"}}]})
+    assert check.is_valid({"answer": "It is 5."})
+    bad = [
+        {"tool_calls": [{"name": "mul", "arguments": {"a": 2, "b": 3}}]},  # no such tool
+        {"tool_calls": [{"name": "add", "arguments": {"a": "2", "b": 3}}]},  # a wrong type
+        {"tool_calls": [{"name": "add", "arguments": {"a": 2}}]},  # a missing argument
+        {"tool_calls": [{"name": "add", "arguments": {"a": 2, "b": 3, "c": 4}}]},  # extra
+        {"tool_calls": [{"name": "echo", "arguments": {"a": 2, "b": 3}}]},  # another's args
+        {"tool_calls": [{"name": "add"}]},
+        {"tool_calls": []},
+        {"tool_calls": [CALL] * 5},  # more than max_calls
+        {"answer": 5},
+        {"answer": "x", "tool_calls": [CALL]},
+        "It is 5.",
+    ]
+    for value in bad:
+        assert not check.is_valid(value), value
+
+
+def test_reply_schema_for_a_required_call_has_no_answer() -> None:
+    schema = reply_schema(TOOLS, None, required=True, max_calls=1)
+    assert schema is not None
+    check = validator(schema)
+    assert check.is_valid({"tool_calls": [CALL]})
+    assert not check.is_valid({"answer": "It is 5."})
+    assert not check.is_valid({"tool_calls": [CALL, CALL]})
+
+
+def test_reply_schema_with_structured_output() -> None:
+    schema = reply_schema((ADD,), OUTPUT, required=False)
+    assert schema is not None
+    check = validator(schema)
+    assert check.is_valid({"total": 5, "note": "ok"})
+    assert check.is_valid({"tool_calls": [CALL]})
+    assert not check.is_valid({"answer": "It is 5."})
+    assert not check.is_valid({"total": "5", "note": "ok"})
+
+
+def test_reply_schema_merges_defs_and_keeps_refs_valid() -> None:
+    item = {"type": "object", "properties": {"sku": {"type": "string"}}, "required": ["sku"]}
+    order = ToolDefinition(
+        "order",
+        "Order items.",
+        {
+            "type": "object",
+            "properties": {"items": {"type": "array", "items": {"$ref": "#/$defs/Item"}}},
+            "required": ["items"],
+            "$defs": {"Item": item},
+        },
+    )
+    output = {
+        "type": "object",
+        "properties": {"best": {"$ref": "#/$defs/Item"}},
+        "required": ["best"],
+        "$defs": {"Item": item},
+    }
+    schema = reply_schema((order,), output, required=False)
+    assert schema is not None and schema["$defs"] == {"Item": item}
+    check = validator(schema)
+    good_call = {"tool_calls": [{"name": "order", "arguments": {"items": [{"sku": "a"}]}}]}
+    assert check.is_valid(good_call)
+    assert not check.is_valid({"tool_calls": [{"name": "order", "arguments": {"items": [{}]}}]})
+    assert check.is_valid({"best": {"sku": "b"}})
+    assert not check.is_valid({"best": {}})
+
+
+def test_reply_schema_is_none_when_defs_conflict() -> None:
+    first = ToolDefinition("a", "", {"type": "object", "$defs": {"X": {"type": "string"}}})
+    second = ToolDefinition("b", "", {"type": "object", "$defs": {"X": {"type": "integer"}}})
+    assert reply_schema((first, second), None, required=False) is None
+
+
+def test_the_quirk_servers_answers_are_valid_replies() -> None:
+    """The fake server's own answers pass the schema they are held to (a self-check)."""
+    schema = reply_schema(TOOLS, OUTPUT, required=False)
+    assert schema is not None
+    check = validator(schema)
+    assert check.is_valid(instance(schema))
+    assert check.is_valid({"tool_calls": [{"name": "add", "arguments": instance(ADD.parameters)}]})
+
+
+# --- the request a prompted-tools profile builds ---------------------------------------------
+
+
+def request(
+    messages: tuple[Any, ...] = (UserMessage("Add 2 and 3."),),
+    *,
+    tools: tuple[ToolDefinition, ...] = TOOLS,
+    settings: ModelSettings | None = None,
+    output: Mapping[str, Any] | None = None,
+) -> ModelRequest:
+    fmt = ResponseFormat("Total", output) if output is not None else None
+    return ModelRequest(messages, tools, settings, fmt)
+
+
+def body_for(profile: ModelProfile, req: ModelRequest, *, stream: bool = False) -> dict[str, Any]:
+    return build_body("m", profile, req, stream=stream)
+
+
+HISTORY = (
+    SystemMessage("Be brief."),
+    UserMessage("Add 2 and 3."),
+    AssistantMessage(None, (ToolCall("call_1", "add", '{"a":2,"b":3}'),)),
+    ToolMessage("call_1", "5", "add"),
+)
+
+
+def test_prompted_tools_go_in_the_system_message_not_the_parameters() -> None:
+    body = body_for(PROMPTED, request(settings=ModelSettings(tool_choice="auto")))
+    assert "tools" not in body and "tool_choice" not in body and "parallel_tool_calls" not in body
+    system = body["messages"][0]
+    assert system["role"] == "system"
+    hint = 'When you need no tool, answer with {"answer": "<your answer>"}.'
+    assert system["content"] == tools_prompt(TOOLS, answer=hint)
+    assert "- add: Add two integers." in system["content"]
+    assert "- echo: Repeat a word." in system["content"]
+    assert json.dumps(ADD.parameters, separators=(",", ":")) in system["content"]
+    fmt = body["response_format"]
+    assert fmt == {
+        "type": "json_schema",
+        "json_schema": {"name": "reply", "schema": reply_schema(TOOLS, None, required=False)},
+    }
+    assert '{"answer": "<your answer>"}' in system["content"]
+
+
+def test_prompted_history_sends_calls_and_results_as_text() -> None:
+    body = body_for(PROMPTED, request(HISTORY))
+    roles = [m["role"] for m in body["messages"]]
+    assert roles == ["system", "user", "assistant", "user"]
+    assert body["messages"][0]["content"].startswith("Be brief.\n\nYou can call tools.")
+    assert json.loads(body["messages"][2]["content"]) == {
+        "tool_calls": [{"name": "add", "arguments": {"a": 2, "b": 3}}]
+    }
+    results = body["messages"][3]["content"]
+    assert results.startswith("Result of add (call call_1):\n5\n\n")
+    assert "tool_calls" not in body["messages"][2]
+
+
+def test_results_of_one_turn_are_one_user_message() -> None:
+    history = (
+        UserMessage("Both."),
+        AssistantMessage(
+            "Calling.", (ToolCall("c1", "add", '{"a":1,"b":1}'), ToolCall("c2", "echo", "{}"))
+        ),
+        ToolMessage("c1", "2", "add"),
+        ToolMessage("c2", "hi", "echo"),
+    )
+    body = body_for(PROMPTED, request(history))
+    assert [m["role"] for m in body["messages"]] == ["system", "user", "assistant", "user"]
+    assert body["messages"][2]["content"].startswith("Calling.\n{")
+    text = body["messages"][3]["content"]
+    assert "Result of add (call c1):\n2" in text and "Result of echo (call c2):\nhi" in text
+
+
+@pytest.mark.parametrize(
+    ("support", "expected"),
+    [
+        ("json_schema", "json_schema"),
+        ("json_object_schema", "json_object_schema"),
+        ("json_object", "json_object"),
+        ("none", None),
+    ],
+)
+def test_the_reply_is_held_to_a_schema_only_where_the_server_takes_one(
+    support: str, expected: str | None
+) -> None:
+    profile = PROMPTED.replace(response_format=support)
+    body = body_for(profile, request())
+    schema = reply_schema(TOOLS, None, required=False)
+    system = body["messages"][0]["content"]
+    if expected == "json_schema":
+        assert body["response_format"]["json_schema"]["schema"] == schema
+    elif expected == "json_object_schema":
+        assert body["response_format"] == {"type": "json_object", "schema": schema}
+    else:  # JSON mode without a schema holds nothing: no format without structured output
+        assert "response_format" not in body
+    constrained = expected in ("json_schema", "json_object_schema")
+    assert ('{"answer": "<your answer>"}' in system) is constrained
+    assert ("When you need no tool, answer directly." in system) is not constrained
+
+
+@pytest.mark.parametrize(
+    ("choice", "offered", "required"),
+    [(None, ["add", "echo"], False), ("required", ["add", "echo"], True), ("echo", ["echo"], True)],
+)
+def test_tool_choice_in_prompted_mode(choice: Any, offered: list[str], required: bool) -> None:
+    body = body_for(PROMPTED, request(settings=ModelSettings(tool_choice=choice)))
+    schema = body["response_format"]["json_schema"]["schema"]
+    tools = [t for t in TOOLS if t.name in offered]
+    assert schema == reply_schema(tools, None, required=required)
+    system = body["messages"][0]["content"]
+    assert [n for n in ("add", "echo") if f"- {n}:" in system] == offered
+
+
+def test_tool_choice_none_in_prompted_mode_offers_nothing() -> None:
+    body = body_for(PROMPTED, request(HISTORY, settings=ModelSettings(tool_choice="none")))
+    assert "You can call tools" not in json.dumps(body["messages"])
+    assert "response_format" not in body
+    assert body["messages"][3]["content"].startswith("Result of add")  # history still as text
+
+
+def test_no_parallel_calls_means_one_call_per_reply() -> None:
+    body = body_for(PROMPTED, request(settings=ModelSettings(parallel_tool_calls=False)))
+    schema = body["response_format"]["json_schema"]["schema"]
+    assert schema["anyOf"][0]["properties"]["tool_calls"]["maxItems"] == 1
+
+
+def test_prompted_tools_with_output_hold_the_reply_to_call_or_output() -> None:
+    body = body_for(PROMPTED, request(output=OUTPUT))
+    schema = body["response_format"]["json_schema"]["schema"]
+    assert schema == reply_schema(TOOLS, OUTPUT, required=False)
+    system = body["messages"][0]["content"]
+    assert "answer with the JSON of your final answer" in system
+    assert schema_prompt(OUTPUT) not in system  # the server takes the schema itself
+
+
+def test_prompted_tools_with_output_in_json_mode_say_both_in_the_prompt() -> None:
+    profile = PROMPTED.replace(response_format="json_object")
+    body = body_for(profile, request(output=OUTPUT))
+    system = body["messages"][0]["content"]
+    assert "You can call tools." in system and schema_prompt(OUTPUT) in system
+    assert body["response_format"] == {"type": "json_object"}
+    assert system.count("valid against this JSON schema") == 1
+
+
+# --- tool results as text (native tools) -----------------------------------------------------
+
+
+def test_tool_results_as_text_keeps_native_calls() -> None:
+    profile = OPTIMISTIC_PROFILE.replace(tool_results_as_text=True)
+    body = body_for(profile, request(HISTORY))
+    assert [m["role"] for m in body["messages"]] == ["system", "user", "assistant", "user"]
+    assert body["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert body["messages"][2]["tool_calls"][0]["function"]["name"] == "add"
+    assert body["messages"][3]["content"].startswith("Result of add (call call_1):\n5")
+    assert [t["function"]["name"] for t in body["tools"]] == ["add", "echo"]
+
+
+# --- the output schema prompt at the wire ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("support", "prompt"),
+    [("json_schema", False), ("json_object_schema", True), ("json_object", True), ("none", True)],
+)
+def test_the_output_schema_is_said_in_the_prompt_where_the_format_cannot_carry_it(
+    support: str, prompt: bool
+) -> None:
+    profile = OPTIMISTIC_PROFILE.replace(response_format=support)
+    body = body_for(profile, request((UserMessage("Total?"),), tools=(), output=OUTPUT))
+    said = schema_prompt(OUTPUT)
+    text = json.dumps(body["messages"])
+    assert (json.dumps(said)[1:-1] in text) is prompt
+    if prompt:
+        assert body["messages"][0] == {"role": "system", "content": said}
+    if support == "none":
+        assert "response_format" not in body
+
+
+def test_the_schema_prompt_joins_the_existing_system_message() -> None:
+    profile = OPTIMISTIC_PROFILE.replace(response_format="json_object")
+    req = request((SystemMessage("Be brief."), UserMessage("Total?")), tools=(), output=OUTPUT)
+    body = body_for(profile, req)
+    assert body["messages"][0]["content"] == f"Be brief.\n\n{schema_prompt(OUTPUT)}"
+    assert len(body["messages"]) == 2
+
+
+class Total(BaseModel):
+    total: int
+    note: str
+
+
+@pytest.mark.anyio
+async def test_json_mode_output_run_asks_for_the_schema_once() -> None:
+    """A whole run on a JSON-mode profile: the schema is said once, at the wire."""
+    with QuirkServer() as server:
+        model = OpenAICompatible("m", base_url=server.base_url, profile=DEFAULT_PROFILE)
+        result = await Agent(model, output_type=Total, output_mode="native").run("Total?")
+    assert result.output == Total(total=2, note="x")
+    (body,) = server.bodies
+    assert json.dumps(body["messages"]).count("valid against this JSON schema") == 1
+    assert body["response_format"] == {"type": "json_object"}
+
+
+# --- adapting the answer ---------------------------------------------------------------------
+
+
+def test_adapt_response_reads_prompted_calls_and_marks_the_finish() -> None:
+    req = request()
+    response = ModelResponse(
+        AssistantMessage(json.dumps({"tool_calls": [CALL]})), finish_reason="stop"
+    )
+    adapted = adapt_response(response, req, PROMPTED)
+    assert adapted.finish_reason == "tool_calls"
+    assert [c.name for c in adapted.message.tool_calls] == ["add"]
+    assert adapt_response(response, req, OPTIMISTIC_PROFILE) is response  # native: untouched
+
+
+def test_adapt_response_unwraps_the_answer_only_without_structured_output() -> None:
+    response = ModelResponse(AssistantMessage('{"answer": "It is 5."}'), finish_reason="stop")
+    assert adapt_response(response, request(), PROMPTED).message.content == "It is 5."
+    with_output = adapt_response(response, request(output=OUTPUT), PROMPTED)
+    assert with_output.message.content == '{"answer": "It is 5."}'
+    assert adapt_response(response, request(tools=()), PROMPTED) is response  # no tools
+
+
+def test_escaped_text_is_unescaped_where_the_profile_says() -> None:
+    response = ModelResponse(AssistantMessage("He said &#34;hi&#34; &amp; left &lt;3"))
+    req = request(tools=())
+    assert adapt_response(response, req, LLAMA_CPP_PROFILE).message.content == (
+        'He said "hi" & left <3'
+    )
+    assert adapt_response(response, req, OPTIMISTIC_PROFILE) is response
+
+
+def test_escaped_prompted_calls_are_read() -> None:
+    """llama-cpp-python's template makes the model write ``&#34;``: unescaped before reading."""
+    text = json.dumps({"tool_calls": [CALL]}).replace('"', "&#34;")
+    response = ModelResponse(AssistantMessage(text))
+    profile = LLAMA_CPP_PROFILE.replace(tool_mode="prompted")
+    adapted = adapt_response(response, request(), profile)
+    assert [(c.name, json.loads(c.arguments)) for c in adapted.message.tool_calls] == WANTED
+
+
+ESCAPED = "He said &#34;hi&#34; &amp; left"
+UNESCAPED = 'He said "hi" & left'
+
+
+@pytest.mark.anyio
+async def test_escaped_text_run_gives_the_plain_text() -> None:
+    with QuirkServer(answer=ESCAPED) as server:
+        model = OpenAICompatible("m", base_url=server.base_url, profile=LLAMA_CPP_PROFILE)
+        result = await Agent(model).run("Quote him.")
+    assert result.output == UNESCAPED
+
+
+@pytest.mark.anyio
+async def test_escaped_text_streamed_whole_entities_are_unescaped() -> None:
+    with QuirkServer(answer=ESCAPED, chunk_chars=len(ESCAPED)) as server:
+        model = OpenAICompatible("m", base_url=server.base_url, profile=LLAMA_CPP_PROFILE)
+        async with Agent(model).run_stream("Quote him.") as stream:
+            texts = [e.text async for e in stream if isinstance(e, TextDelta)]
+    assert "".join(texts) == UNESCAPED == stream.result.output
+
+
+@pytest.mark.anyio
+async def test_escaped_text_streamed_token_by_token_is_unescaped() -> None:
+    with QuirkServer(answer=ESCAPED, chunk_chars=3) as server:
+        model = OpenAICompatible("m", base_url=server.base_url, profile=LLAMA_CPP_PROFILE)
+        async with Agent(model).run_stream("Quote him.") as stream:
+            texts = [e.text async for e in stream if isinstance(e, TextDelta)]
+    assert stream.result.output == UNESCAPED
+    assert "".join(texts) == UNESCAPED
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("form", ["bare", "fenced", "tagged", "prose", "list"])
+async def test_prompted_run_reads_each_call_form(form: Any) -> None:
+    """Unconstrained replies (JSON mode without a schema): whatever form the model writes."""
+
+    @tool
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    profile = PROMPTED.replace(response_format="json_object")
+    with QuirkServer(call_form=form) as server:
+        model = OpenAICompatible("m", base_url=server.base_url, profile=profile)
+        result = await Agent(model, tools=[add]).run("Add 2 and 2.")
+    assert result.output == "The total is 4."
+    assert any(isinstance(m, ToolMessage) and m.content == "4" for m in result.messages)
+    assert len(server.bodies) == 2
+
+
+# --- the built-in profiles of local servers --------------------------------------------------
+
+
+def test_built_in_profiles_say_what_each_server_takes() -> None:
+    assert VLLM_PROFILE.response_format == "json_schema" and VLLM_PROFILE.tool_choice_required
+    assert not VLLM_PROFILE.strict_tools and VLLM_PROFILE.parallel_tool_calls
+    assert OLLAMA_PROFILE.response_format == "json_schema"
+    assert OLLAMA_PROFILE.max_tokens_field == "max_tokens"
+    assert not OLLAMA_PROFILE.tool_choice_required and not OLLAMA_PROFILE.strict_tools
+    assert LM_STUDIO_PROFILE.response_format == "json_schema"
+    assert not LM_STUDIO_PROFILE.null_content_with_tool_calls
+    assert not LM_STUDIO_PROFILE.tool_choice_required
+    assert LLAMA_SERVER_PROFILE.tool_choice_required
+    assert not LLAMA_SERVER_PROFILE.null_content_with_tool_calls
+    assert LLAMA_CPP_PROFILE.response_format == "json_object_schema"
+    assert LLAMA_CPP_PROFILE.escaped_text and LLAMA_CPP_PROFILE.tool_results_as_text
+    assert not LLAMA_CPP_PROFILE.stream_usage and not LLAMA_CPP_PROFILE.tool_choice_required
+    for profile in (VLLM_PROFILE, OLLAMA_PROFILE, LM_STUDIO_PROFILE, LLAMA_SERVER_PROFILE):
+        assert profile.tool_mode == "native" and profile.output_mode == "native"
+        assert not profile.escaped_text and not profile.tool_results_as_text
+
+
+@pytest.mark.parametrize(
+    "profile",
+    [VLLM_PROFILE, OLLAMA_PROFILE, LM_STUDIO_PROFILE, LLAMA_SERVER_PROFILE, LLAMA_CPP_PROFILE],
+    ids=["vllm", "ollama", "lm_studio", "llama_server", "llama_cpp"],
+)
+def test_each_profile_builds_the_body_its_server_takes(profile: ModelProfile) -> None:
+    settings = ModelSettings(max_completion_tokens=32, tool_choice="required")
+    req = request(HISTORY, settings=settings, output=OUTPUT)
+    body = body_for(profile, req, stream=True)
+    assistant = body["messages"][2]
+    assert assistant["content"] == (None if profile.null_content_with_tool_calls else "")
+    assert body["max_tokens"] == 32 and "max_completion_tokens" not in body
+    assert body["tool_choice"] == ("required" if profile.tool_choice_required else "auto")
+    assert ("parallel_tool_calls" in body) is False  # not set: not sent
+    assert ("stream_options" in body) is profile.stream_usage
+    assert all("strict" not in t["function"] for t in body["tools"])
+    fmt = body["response_format"]
+    if profile.response_format == "json_schema":
+        assert fmt["type"] == "json_schema" and fmt["json_schema"]["schema"] == OUTPUT
+    else:
+        assert fmt == {"type": "json_object", "schema": OUTPUT}
+        assert schema_prompt(OUTPUT) in body["messages"][0]["content"]
+    roles = [m["role"] for m in body["messages"]]
+    assert roles[-1] == ("user" if profile.tool_results_as_text else "tool")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "profile",
+    [VLLM_PROFILE, OLLAMA_PROFILE, LM_STUDIO_PROFILE, LLAMA_SERVER_PROFILE, LLAMA_CPP_PROFILE],
+    ids=["vllm", "ollama", "lm_studio", "llama_server", "llama_cpp"],
+)
+async def test_each_profile_runs_a_tool_and_structured_output(profile: ModelProfile) -> None:
+    @tool
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    with QuirkServer() as server:
+        model = OpenAICompatible("m", base_url=server.base_url, profile=profile)
+        assert not model.learns
+        result = await Agent(model, tools=[add], output_type=Total).run("Add 2 and 2.")
+    assert result.output == Total(total=2, note="x")
+    assert len(server.bodies) == 2  # no learning, no checks
+    second = server.bodies[1]
+    assert second["tool_choice"] == "auto"
+    (turn,) = [m for m in second["messages"] if m["role"] == "assistant"]
+    assert turn["content"] == (None if profile.null_content_with_tool_calls else "")
