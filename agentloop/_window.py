@@ -266,8 +266,11 @@ class Window:
 
     def _counter(self, request: ModelRequest) -> Callable[[Sequence[Message]], int]:
         empty = dataclasses.replace(request, messages=(UserMessage(""),))
-        body = build_body(self._model.name, self._model.profile, empty, stream=False)
+        profile = self._model.profile
+        body = build_body(self._model.name, profile, empty, stream=False)
         overhead = self._tokenizer.overhead(body)
+        if request.tools and profile.tool_mode == "native":  # the server's own tool prompt
+            overhead += profile.tool_prompt_tokens + profile.tokens_per_tool * len(request.tools)
         return lambda messages: overhead + sum(self._message_tokens(m) for m in messages)
 
     async def fit(self, request: ModelRequest) -> ModelRequest:
