@@ -16,27 +16,14 @@ from ._settings import ModelSettings
 
 __all__ = ["probe_requests"]
 
-_ECHO = ToolDefinition(
-    "echo",
-    "Repeat a word.",
-    {
-        "type": "object",
-        "properties": {"word": {"type": "string"}},
-        "required": ["word"],
-        "additionalProperties": False,
-    },
-    strict=True,
-)
-_ANSWER = ResponseFormat(
-    "answer",
-    {
-        "type": "object",
-        "properties": {"word": {"type": "string"}},
-        "required": ["word"],
-        "additionalProperties": False,
-    },
-    strict=True,
-)
+_WORD = {
+    "type": "object",
+    "properties": {"word": {"type": "string"}},
+    "required": ["word"],
+    "additionalProperties": False,
+}
+_ECHO = ToolDefinition("echo", "Repeat a word.", _WORD, strict=True)
+_ANSWER = ResponseFormat("answer", _WORD, strict=True)
 
 
 def probe_requests() -> tuple[ModelRequest, ModelRequest, ModelRequest]:
