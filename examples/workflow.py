@@ -7,9 +7,9 @@ the printed timeline shows them overlap), then tags and publishes, two tools mar
 ``sequential=True`` that run alone and in the order the model asked for, then answers with a
 `ReleaseReport` (structured output, validated).
 
-Offline (no key) the model's answers are scripted and the tools are real; with
-OPENROUTER_API_KEY or OPENAI_API_KEY it runs on that provider (cost capped at $0.05);
-AGENTLOOP_DEMO=local runs the tiny local model.
+With OPENROUTER_API_KEY or OPENAI_API_KEY it runs on that provider (cost capped at $0.05);
+without a key, on the tiny local model when it is installed (AGENTLOOP_DEMO=local requires it),
+else offline: the model's answers are scripted and the tools are real (AGENTLOOP_DEMO=fake).
 """
 
 from __future__ import annotations

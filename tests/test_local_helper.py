@@ -23,9 +23,9 @@ def test_a_missing_model_file_is_a_usage_error(tmp_path: Path) -> None:
 def test_the_command_binds_loopback_on_the_chosen_port(tmp_path: Path) -> None:
     weights = tmp_path / "tiny.gguf"
     weights.write_bytes(b"GGUF")
-    server = LocalServer(weights, port=4321, n_ctx=512, n_threads=1)
+    server = LocalServer(weights, backend="llama-cpp-python", port=4321, n_ctx=512, n_threads=1)
     command = server.command()
-    launcher = [sys.executable, "-m", "agentloop._local_launch", str(os.getpid())]
+    launcher = [sys.executable, "-m", "agentloop.local._launch", str(os.getpid())]
     assert command[:5] == [*launcher, "llama_cpp.server"]
     options = dict(zip(command[5::2], command[6::2], strict=True))
     assert options["--host"] == "127.0.0.1" and options["--port"] == "4321"
@@ -48,7 +48,7 @@ def test_a_server_that_exits_early_raises_with_its_output(tmp_path: Path) -> Non
     pytest.importorskip("llama_cpp")
     weights = tmp_path / "broken.gguf"
     weights.write_bytes(b"not a gguf file")
-    server = LocalServer(weights, startup_timeout=60)
+    server = LocalServer(weights, backend="llama-cpp-python", startup_timeout=60)
     with pytest.raises(APIConnectionError, match="exited with code"):
         server.start()
     assert not server.running
@@ -60,7 +60,7 @@ def test_the_server_process_exits_when_its_owner_is_killed(tmp_path: Path) -> No
     owner = (
         "import subprocess, sys, time\n"
         "import os\n"
-        "child = subprocess.Popen([sys.executable, '-m', 'agentloop._local_launch',"
+        "child = subprocess.Popen([sys.executable, '-m', 'agentloop.local._launch',"
         " str(os.getpid()), 'http.server', '0', '--bind', '127.0.0.1'], stdout=subprocess.DEVNULL,"
         " stderr=subprocess.DEVNULL)\n"
         f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
@@ -77,6 +77,32 @@ def test_the_server_process_exits_when_its_owner_is_killed(tmp_path: Path) -> No
     process.wait()
     while _alive(child):
         assert time.monotonic() < deadline, "the orphaned server is still running"
+        time.sleep(0.1)
+
+
+def test_a_program_run_by_the_launcher_exits_when_the_owner_is_killed(tmp_path: Path) -> None:
+    """``--exec`` mode (llama-server): the launcher ends its program when the owner is gone."""
+    pid_file = tmp_path / "program.pid"
+    program = (
+        f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    )
+    owner = (
+        "import subprocess, sys, time, os\n"
+        "subprocess.Popen([sys.executable, '-m', 'agentloop.local._launch', str(os.getpid()),"
+        f" '--exec', sys.executable, '-c', {program!r}])\n"
+        "time.sleep(60)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", owner])
+    deadline = time.monotonic() + 20
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, "the launcher did not start its program"
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    assert _alive(child)
+    process.kill()
+    process.wait()
+    while _alive(child):
+        assert time.monotonic() < deadline, "the orphaned program is still running"
         time.sleep(0.1)
 
 

@@ -59,6 +59,8 @@ def tool_calls(messages: list[Any]) -> list[Any]:
 
 def test_server_quirks_match_the_llama_cpp_profile(local_server: LocalServer) -> None:
     """What LLAMA_CPP_PROFILE encodes, checked against the real server."""
+    if local_server.backend != "llama-cpp-python":
+        pytest.skip("llama-cpp-python's quirks")
     schema = {
         "type": "object",
         "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
@@ -89,6 +91,15 @@ def test_server_quirks_match_the_llama_cpp_profile(local_server: LocalServer) ->
         assert with_schema.status_code == 200
         content = with_schema.json()["choices"][0]["message"]["content"]
         jsonschema.validate(json.loads(content, strict=False), schema)  # raw newlines may occur
+
+
+def test_llama_server_reads_the_templates_tool_support(local_server: LocalServer) -> None:
+    """SmolLM2's own chat template takes no tools: llama-server would drop them silently, so
+    the model prompts them."""
+    if local_server.backend != "llama-server":
+        pytest.skip("llama-server's /props")
+    assert local_server.supports_tools is False
+    assert local_server.model().profile.tool_mode == "prompted"
 
 
 @pytest.mark.anyio
