@@ -25,9 +25,10 @@ lint: $(STAMP)
 	$(BIN)/pyright
 
 # The local model: llama.cpp's two servers, built from source for this kind of CPU (portable flags,
-# never the native ones that crash elsewhere; about 16 minutes on 2 cores, once), the SmolLM2
+# never the native ones that crash elsewhere; about 12 minutes on 2 cores, once), the SmolLM2
 # weights, then one real request to each server. It fails (and leaves no stamp) if any of it fails.
-$(LOCAL_STAMP): $(STAMP)
+# Rebuilt when the installer (its pinned versions) changes, not when pyproject.toml does.
+$(LOCAL_STAMP): agentloop/local/_install.py | $(STAMP)
 	$(BIN)/python -m agentloop.local install
 	touch $(LOCAL_STAMP)
 

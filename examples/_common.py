@@ -53,9 +53,11 @@ def pick_model(
 def start_local_model(stack: ExitStack, *, required: bool = False) -> Model | None:
     """The local model when it is installed and starts (`stack` stops it), else None.
 
-    A server that fails to start is reported in one line (exit code, last line it printed); with
-    `required` (AGENTLOOP_DEMO=local) that line ends the program instead.
+    A server that fails to start is reported in one line (exit code, last line it printed), as
+    is a bad AGENTLOOP_LOCAL_BACKEND; with `required` (AGENTLOOP_DEMO=local) that line ends the
+    program instead.
     """
+    from agentloop import UsageError
     from agentloop.local import LocalServer, LocalServerError, local_available
 
     if not local_available():
@@ -66,7 +68,7 @@ def start_local_model(stack: ExitStack, *, required: bool = False) -> Model | No
         server = LocalServer(n_ctx=4096, backend=os.environ.get("AGENTLOOP_LOCAL_BACKEND", "auto"))
         print(f"starting the local model server ({server.backend}, SmolLM2-135M-Instruct)...")
         return stack.enter_context(server).model()
-    except LocalServerError as exc:
+    except (LocalServerError, UsageError) as exc:
         line = why_local_failed(exc)
         if required:
             raise SystemExit(line) from None

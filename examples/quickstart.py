@@ -34,7 +34,7 @@ from agentloop import (
     WorkingLine,
     tool,
 )
-from agentloop.local import LocalServerError
+from agentloop.local import LocalServerError, local_available
 from agentloop.testing import FakeServer, Reply, reply, tool_call
 
 RATES_TO_EUR = {"USD": 0.92, "GBP": 1.17, "JPY": 0.0061, "EUR": 1.0}
@@ -112,11 +112,12 @@ def choose_model(stack: ExitStack) -> tuple[Any, FakeServer | None, str]:
         name = chosen or "openai:gpt-4o-mini"
         return name, None, f"OpenAI, model {name}"
     if demo != "fake":
-        local = start_local_model(stack, required=demo == "local")
-        if local is not None:
-            return local, None, LOCAL_NOTE
-        if demo != "local":
-            print("(no local model server installed: using the fake server)")
+        if local_available() or demo == "local":
+            local = start_local_model(stack, required=demo == "local")
+            if local is not None:
+                return local, None, LOCAL_NOTE
+        else:
+            print("(no local model server is installed: using the fake server)")
     return fake_model()
 
 

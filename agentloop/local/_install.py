@@ -40,7 +40,7 @@ _SERVER_ONLY = (
     "-DLLAMA_BUILD_APP=OFF",
     "-DLLAMA_OPENSSL=OFF",
 )
-_MINUTES = {"llama-server": 8, "llama-cpp-python": 8}  # on 2 cores, measured
+_MINUTES = {"llama-server": 8, "llama-cpp-python": 4}  # on 2 cores, measured
 _LOG_TAIL_LINES = 25
 
 Servers = Literal["llama-server", "llama-cpp-python", "both"]

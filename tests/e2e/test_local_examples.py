@@ -28,12 +28,15 @@ def test_the_demo_makes_real_tool_calls_on_the_local_model() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
     assert "LOCAL: SmolLM2-135M-Instruct" in out and "not wisdom" in out
-    calls = out.split("the tool calls the model made", 1)[1].split("\nresult:", 1)[0]
+    calls = out.split("the tool calls the model made", 1)[1].split("\n\n", 1)[0]
     made = re.findall(r"^  (get_weather|convert_currency)\((\{.*\})\) -> (.+)$", calls, re.M)
     assert made, f"no tool call of ours in:\n{calls}"
     for _, arguments, result in made:
         json.loads(arguments)  # the arguments the model wrote are JSON
         assert "Invalid" not in result
+    if "the tiny model did not finish" in out:  # within its limits: said, and not a traceback
+        assert "Traceback" not in done.stderr and "(local run: a 135M model" in out
+        return
     result = json.loads(out.split("\nresult:", 1)[1].split("\n\n", 1)[0])
     assert set(result) == {"city", "celsius", "sky", "budget_eur", "packing"}
 
