@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -125,10 +127,11 @@ def test_install_dry_run_prints_the_flags_and_commands_and_runs_nothing(
 
 
 def test_install_runs_each_step_and_stops_at_the_first_failure(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    """pip itself is replaced: the first build fails, with its log's end printed."""
+    """pip itself is replaced: the first build fails, with its log's end printed (and kept)."""
     monkeypatch.setattr(_install, "this_cpu", lambda: (ATOM, "x86_64"))
+    monkeypatch.setattr(_install.tempfile, "gettempdir", lambda: str(tmp_path))
     calls: list[tuple[list[str], dict[str, str]]] = []
 
     class Done:
@@ -149,6 +152,7 @@ def test_install_runs_each_step_and_stops_at_the_first_failure(
     out = capsys.readouterr().out
     assert "FAILED: pip exited with code 1" in out and "ninja: build stopped" in out
     assert checked == []  # no check after a failed install
+    assert [log.name for log in tmp_path.iterdir()] == [f"agentloop-local-{os.getpid()}.log"]
 
 
 def test_install_then_checks_unless_told_not_to(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -40,10 +40,11 @@ repeated; ``tools/local_threads.py`` in the repository measures it):
 | llama-cpp-python | 2 | 83.7, 89.9, 88.0 | 88.0 | 28.0, 31.6, 21.6 | 28.0 |
 
 On 2 idle cores 2 threads are 1.3-1.4 times faster; with one busy process they are 2.5-3
-times slower than 1 thread, which keeps its speed. When the other load was another llama.cpp
-server generating, 2 threads fell further (4 to 40 tokens/s, and once under 1). Leaving one
-core free gives up a third of the best case on 2 cores for a speed that holds. Pass
-``n_threads=`` to choose.
+times slower than 1 thread, which keeps its speed. The runs that other work on this shared
+machine disturbed (0.3 to 1.2 cores of it; left out of the table) tell the same: 2 threads made
+4 to 41 tokens/s (and 0.8 in an earlier, unmonitored run), 1 thread 47 to 71. Leaving one core
+free gives up a third of the best case on 2 cores for a speed that holds. Pass ``n_threads=``
+to choose.
 """
 
 from __future__ import annotations
