@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ._http_stream import HTTPModelStream
     from ._stream import StreamDelta
 
-__all__ = ["AdaptedStream", "ModelStreamContext", "adapt_response", "adapt_stream"]
+__all__ = ["AdaptedStream", "adapt_response", "adapt_stream"]
 
 
 def _unescape(message: AssistantMessage) -> AssistantMessage:
@@ -210,10 +210,6 @@ class AdaptedStream:
     async def aclose(self) -> None:
         if self._inner is not None:
             await self._inner.aclose()
-
-
-ModelStreamContext = Any
-"""`HTTPModelStream` or `AdaptedStream`: an async context manager that is its own stream."""
 
 
 def adapt_stream(

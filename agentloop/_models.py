@@ -16,7 +16,7 @@ from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
-from ._adapt import ModelStreamContext, adapt_response, adapt_stream
+from ._adapt import AdaptedStream, adapt_response, adapt_stream
 from ._errors import APIError, APIStatusError, MissingAPIKeyError, UsageError
 from ._learn import lesson
 from ._log import get_logger
@@ -54,7 +54,6 @@ DEFAULT_DEADLINE = 600.0
 """The overall deadline of one request attempt, in seconds, unless the model or settings say."""
 CONNECT_TIMEOUT = 5.0
 _log = get_logger()
-_PROFILE_NAMES = BUILT_IN_PROFILES
 
 
 class ModelStream(Protocol):
@@ -95,7 +94,7 @@ class Model(Protocol):
 
 
 def _profile_name(profile: ModelProfile) -> str:
-    for name, known in _PROFILE_NAMES.items():
+    for name, known in BUILT_IN_PROFILES.items():
         if profile is known:
             return name
     return "custom"
@@ -320,7 +319,7 @@ class OpenAICompatible:
         )
         return adapt_response(response, request, self.profile)
 
-    def stream(self, request: ModelRequest) -> ModelStreamContext:
+    def stream(self, request: ModelRequest) -> HTTPModelStream | AdaptedStream:
         """Stream one request: ``async with model.stream(req) as s: async for delta in s``."""
         request = self._with_defaults(request)
 
