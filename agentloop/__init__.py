@@ -36,6 +36,15 @@ from ._errors import (
 )
 from ._events import PartialOutput, RunFinished, ToolCallFinished, TurnFinished
 from ._history import repair_history
+from ._history_policy import (
+    DEFAULT_HISTORY_POLICY,
+    HistoryPolicy,
+    WindowBudget,
+    chain,
+    drop_oldest,
+    truncate_tool_results,
+)
+from ._limits import Limits
 from ._messages import (
     AssistantMessage,
     Message,
@@ -49,9 +58,22 @@ from ._messages import (
     messages_from_json,
     messages_to_json,
 )
-from ._models import Model, OpenAI, OpenAICompatible, OpenRouter, infer_model
 from ._prices import ModelInfo, lookup_model, register_model
-from ._profiles import (
+from ._progress import WorkingLine
+from ._result import RequestStats, RunResult, RunTiming
+from ._settings import ModelSettings
+from ._summarize import summarize_older
+from ._tools import Tool, tool
+from ._usage import Usage
+from ._wire.chunks import (
+    ReasoningDelta,
+    RefusalDelta,
+    TextDelta,
+    ToolArgumentsDelta,
+    ToolCallStarted,
+)
+from ._wire.models import Model, OpenAI, OpenAICompatible, OpenRouter, infer_model
+from ._wire.profiles import (
     DEFAULT_PROFILE,
     LLAMA_CPP_PROFILE,
     LLAMA_SERVER_PROFILE,
@@ -63,22 +85,7 @@ from ._profiles import (
     VLLM_PROFILE,
     ModelProfile,
 )
-from ._progress import WorkingLine
-from ._result import RequestStats, RunResult, RunTiming
-from ._settings import ModelSettings
-from ._stream import ReasoningDelta, RefusalDelta, TextDelta, ToolArgumentsDelta, ToolCallStarted
-from ._summarize import summarize_older
-from ._tokens import TokenCount, count_request_tokens, count_text_tokens
-from ._tools import Tool, tool
-from ._usage import Limits, Usage
-from ._window import (
-    DEFAULT_HISTORY_POLICY,
-    HistoryPolicy,
-    WindowBudget,
-    chain,
-    drop_oldest,
-    truncate_tool_results,
-)
+from ._wire.tokens import TokenCount, count_request_tokens, count_text_tokens
 
 __version__ = "0.1.0"
 

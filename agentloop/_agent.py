@@ -9,24 +9,24 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 import anyio
 
-from ._dispatch import Approver, DispatchConfig
 from ._errors import UsageError
+from ._history_policy import DEFAULT_HISTORY_POLICY, HistoryPolicy
+from ._limits import Limits
+from ._loop.dispatch import Approver, DispatchConfig
 from ._messages import ToolDefinition
-from ._models import infer_model
 from ._output import OUTPUT_TOOL_NAME, OutputSpec
-from ._profiles import ModelProfile, OutputMode
 from ._settings import ModelSettings
 from ._tools import Tool, tool
-from ._usage import Limits
-from ._window import DEFAULT_HISTORY_POLICY, HistoryPolicy
+from ._wire.models import infer_model
+from ._wire.profiles import ModelProfile, OutputMode
 
 if TYPE_CHECKING:
     from ._context import RunContext
+    from ._loop.output_step import OutputStep
+    from ._loop.run_stream import RunStream
     from ._messages import Message
-    from ._models import Model
-    from ._output_step import OutputStep
     from ._result import RunResult
-    from ._streaming import RunStream
+    from ._wire.models import Model
 
 __all__ = ["Agent", "Instructions", "OutputValidator", "Prompt"]
 
@@ -79,9 +79,9 @@ class Agent(Generic[OutputT]):
         approver: asked before any tool marked ``requires_approval`` runs; without one, such
             tools never run.
         history_policy: shortens what is sent when a request would not fit the model's context
-            window (see `agentloop._window`); the default truncates large tool results, then drops
-            the oldest messages. None sends everything, and raises `ContextWindowError` before
-            sending a request the catalog says cannot fit.
+            window (see `agentloop._history_policy`); the default truncates large tool results,
+            then drops the oldest messages. None sends everything, and raises
+            `ContextWindowError` before sending a request the catalog says cannot fit.
     """
 
     __slots__ = (
@@ -200,7 +200,7 @@ class Agent(Generic[OutputT]):
         goes after `history`. At least one of the two is needed. An invalid prompt raises
         `UsageError` before any request is sent.
         """
-        from ._run import run_loop
+        from ._loop.loop import run_loop
 
         return await run_loop(self, prompt, history, deps, settings, limits, None)
 
@@ -244,7 +244,7 @@ class Agent(Generic[OutputT]):
 
         After the iteration, ``stream.result`` is the `RunResult`.
         """
-        from ._streaming import RunStream
+        from ._loop.run_stream import RunStream
 
         return RunStream(self, prompt, history, deps, settings, limits)
 

@@ -23,10 +23,10 @@ from ._agent import Agent
 from ._cli_load import load_object, load_tools, open_model
 from ._errors import AgentloopError, UsageError
 from ._events import ToolCallFinished
+from ._limits import Limits
 from ._messages import Message
 from ._progress import WorkingLine
-from ._stream import TextDelta, ToolCallStarted
-from ._usage import Limits
+from ._wire.chunks import TextDelta, ToolCallStarted
 
 __all__ = ["main"]
 

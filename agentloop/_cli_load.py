@@ -12,8 +12,8 @@ from types import ModuleType
 from typing import Any
 
 from ._errors import UsageError
-from ._models import Model, OpenAICompatible, infer_model
 from ._tools import Tool
+from ._wire.models import Model, OpenAICompatible, infer_model
 
 __all__ = ["default_model_name", "load_object", "load_tools", "open_model"]
 

@@ -33,8 +33,8 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from ._agent import Agent
-from ._dispatch import call_tool, tool_result_text
 from ._errors import ToolRetry, UsageError
+from ._loop.dispatch import call_tool, tool_result_text
 from ._messages import ModelRequest, ModelResponse
 from ._tools import Tool
 
@@ -42,8 +42,8 @@ if TYPE_CHECKING:
     from pydantic import TypeAdapter
 
     from ._context import RunContext
-    from ._models import Model, ModelStream
-    from ._profiles import ModelProfile
+    from ._wire.models import Model, ModelStream
+    from ._wire.profiles import ModelProfile
 
 __all__ = [
     "DurableEngine",

@@ -13,7 +13,7 @@ from ._prompt import parse_prompt
 if TYPE_CHECKING:
     from ._agent import Agent, Prompt
     from ._context import RunContext
-    from ._output_step import OutputStep
+    from ._loop.output_step import OutputStep
 
 __all__ = ["initial_messages", "repair_history"]
 

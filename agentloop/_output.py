@@ -16,9 +16,9 @@ from typing import Any, cast
 
 from ._errors import ToolRetry, UsageError
 from ._messages import ResponseFormat, ToolDefinition
-from ._profiles import ModelProfile, OutputMode
-from ._prompted import schema_prompt
 from ._schema import to_strict
+from ._wire.profiles import ModelProfile, OutputMode
+from ._wire.prompted import schema_prompt
 
 __all__ = ["OUTPUT_TOOL_NAME", "OutputInvalid", "OutputSpec"]
 

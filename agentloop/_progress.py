@@ -16,7 +16,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from ._events import RunFinished, ToolCallFinished, TurnFinished
-from ._stream import ReasoningDelta, RefusalDelta, TextDelta, ToolArgumentsDelta
+from ._wire.chunks import ReasoningDelta, RefusalDelta, TextDelta, ToolArgumentsDelta
 
 __all__ = ["BatchProgress", "ProgressBar", "WorkingLine"]
 

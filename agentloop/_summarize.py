@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 from ._errors import UsageError
+from ._history_policy import HistoryPolicy, WindowBudget, history_units, pinned_indices
 from ._messages import (
     AssistantMessage,
     Message,
@@ -23,7 +24,6 @@ from ._messages import (
     UserMessage,
     messages_to_json,
 )
-from ._window import HistoryPolicy, WindowBudget, history_units, pinned_indices
 
 __all__ = ["SUMMARY_HEADING", "summarize_older"]
 

@@ -46,12 +46,13 @@ from ._errors import (
     RateLimitError,
     UsageError,
 )
+from ._limits import Limits
 from ._log import get_logger
 from ._progress import BatchProgress, ProgressBar
 from ._result import RunResult
-from ._retry import RetryPolicy
 from ._settings import ModelSettings
-from ._usage import Limits, Usage
+from ._usage import Usage
+from ._wire.retry import RetryPolicy
 
 __all__ = [
     "FATAL",

@@ -34,7 +34,7 @@ from agentloop import (
     lookup_model,
     tool,
 )
-from agentloop._tokens import count_body_tokens
+from agentloop._wire.tokens import count_body_tokens
 from agentloop.testing import FakeServer, Reply, reply, tool_call
 
 MODEL = "openai/gpt-3.5-turbo-0613"

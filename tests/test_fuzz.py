@@ -20,12 +20,12 @@ from hypothesis import strategies as st
 
 from agentloop import AgentloopError, APIStatusError, ToolRetry, tool
 from agentloop._arguments import ArgumentProblems, load_arguments
-from agentloop._response import parse_completion
-from agentloop._retry import RetryPolicy, parse_retry_after
-from agentloop._sse import SSEDecoder, SSEEvent
-from agentloop._status import status_error
-from agentloop._stream import StreamAccumulator
 from agentloop._tools import Tool
+from agentloop._wire.chunks import StreamAccumulator
+from agentloop._wire.response import parse_completion
+from agentloop._wire.retry import RetryPolicy, parse_retry_after
+from agentloop._wire.sse import SSEDecoder, SSEEvent
+from agentloop._wire.status import status_error
 
 ALL_CHECKS = [
     HealthCheck.too_slow,

@@ -71,11 +71,11 @@ from agentloop import (
     ToolCallStarted,
     tool,
 )
-from agentloop._http import MAX_LESSONS
-from agentloop._learn import about_the_request, lesson
-from agentloop._profiles import OPTIMISTIC_PROFILE, ModelProfile
-from agentloop._retry import RetryPolicy
-from agentloop._status import status_error
+from agentloop._wire.http import MAX_LESSONS
+from agentloop._wire.learn import about_the_request, lesson
+from agentloop._wire.profiles import OPTIMISTIC_PROFILE, ModelProfile
+from agentloop._wire.retry import RetryPolicy
+from agentloop._wire.status import status_error
 
 pytestmark = pytest.mark.anyio
 

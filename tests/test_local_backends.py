@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agentloop import LLAMA_CPP_PROFILE, ModelSettings, UsageError
-from agentloop._profiles import LLAMA_SERVER_PROFILE
+from agentloop._wire.profiles import LLAMA_SERVER_PROFILE
 from agentloop.local import LocalModel, LocalServer, _backends, _server, default_threads
 from agentloop.local._backends import choose_backend, server_arguments
 

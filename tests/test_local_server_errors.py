@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from agentloop import Agent, APIConnectionError, ModelSettings, UsageError
-from agentloop._profiles import LLAMA_SERVER_PROFILE
+from agentloop._wire.profiles import LLAMA_SERVER_PROFILE
 from agentloop.local import LocalModel, LocalServer, LocalServerError, _check, free_port
 from agentloop.local import __main__ as cli
 from agentloop.local._model import describe_exit

@@ -12,8 +12,8 @@ from structlog.testing import capture_logs
 
 from agentloop._errors import MissingAPIKeyError, UsageError
 from agentloop._messages import ModelRequest, UserMessage
-from agentloop._models import OpenAI, OpenAICompatible, OpenRouter, infer_model
-from agentloop._profiles import (
+from agentloop._wire.models import OpenAI, OpenAICompatible, OpenRouter, infer_model
+from agentloop._wire.profiles import (
     DEFAULT_PROFILE,
     OPENAI_PROFILE,
     OPENROUTER_PROFILE,

@@ -28,9 +28,9 @@ from agentloop import (
     UserMessage,
     tool,
 )
-from agentloop._adapt import adapt_response
 from agentloop._messages import ModelRequest, ModelResponse, ResponseFormat, ToolDefinition
-from agentloop._profiles import (
+from agentloop._wire.adapt import adapt_response
+from agentloop._wire.profiles import (
     DEFAULT_PROFILE,
     LLAMA_CPP_PROFILE,
     LLAMA_SERVER_PROFILE,
@@ -40,14 +40,14 @@ from agentloop._profiles import (
     VLLM_PROFILE,
     ModelProfile,
 )
-from agentloop._prompted import (
+from agentloop._wire.prompted import (
     read_prompted_answer,
     read_prompted_calls,
     reply_schema,
     schema_prompt,
     tools_prompt,
 )
-from agentloop._request import build_body
+from agentloop._wire.request import build_body
 
 ADD = ToolDefinition(
     "add",

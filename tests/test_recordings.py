@@ -23,10 +23,10 @@ from agentloop._errors import (
     RateLimitError,
 )
 from agentloop._messages import ModelResponse
-from agentloop._response import parse_completion
-from agentloop._sse import SSEDecoder, SSEEvent
-from agentloop._status import status_error
-from agentloop._stream import StreamAccumulator, TextDelta, ToolArgumentsDelta, ToolCallStarted
+from agentloop._wire.chunks import StreamAccumulator, TextDelta, ToolArgumentsDelta, ToolCallStarted
+from agentloop._wire.response import parse_completion
+from agentloop._wire.sse import SSEDecoder, SSEEvent
+from agentloop._wire.status import status_error
 
 FIXTURES = Path(__file__).parent / "fixtures" / "recordings"
 RECORDINGS = sorted(FIXTURES.glob("*.json"))

@@ -19,14 +19,14 @@ from agentloop._messages import (
     ToolMessage,
     UserMessage,
 )
-from agentloop._profiles import (
+from agentloop._settings import ModelSettings
+from agentloop._wire.profiles import (
     DEFAULT_PROFILE,
     LLAMA_CPP_PROFILE,
     OPENAI_PROFILE,
     OPENROUTER_PROFILE,
 )
-from agentloop._request import build_body, build_headers, encode_body, message_to_wire
-from agentloop._settings import ModelSettings
+from agentloop._wire.request import build_body, build_headers, encode_body, message_to_wire
 
 PARAMS = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 WEATHER = ToolDefinition("weather", "Weather of a city.", PARAMS, strict=True)

@@ -24,15 +24,15 @@ from agentloop._messages import (
     ToolMessage,
     UserMessage,
 )
-from agentloop._profiles import (
+from agentloop._settings import ModelSettings
+from agentloop._wire.profiles import (
     DEFAULT_PROFILE,
     LLAMA_CPP_PROFILE,
     OPENAI_PROFILE,
     OPENROUTER_PROFILE,
     ModelProfile,
 )
-from agentloop._request import build_body, encode_body
-from agentloop._settings import ModelSettings
+from agentloop._wire.request import build_body, encode_body
 
 FIXTURE = Path(__file__).parent / "fixtures" / "openapi_chat_request.json"
 

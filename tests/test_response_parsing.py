@@ -18,8 +18,8 @@ from agentloop._errors import (
     RateLimitError,
 )
 from agentloop._messages import RequestUsage, ToolCall
-from agentloop._response import parse_completion
-from agentloop._status import status_error
+from agentloop._wire.response import parse_completion
+from agentloop._wire.status import status_error
 
 ISSUE_BODIES = Path(__file__).parent / "fixtures" / "recordings"
 

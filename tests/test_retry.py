@@ -23,9 +23,9 @@ from agentloop._errors import (
     UsageError,
 )
 from agentloop._messages import ModelRequest, UserMessage
-from agentloop._models import OpenAICompatible
-from agentloop._retry import RetryPolicy, parse_retry_after
-from agentloop._status import status_error
+from agentloop._wire.models import OpenAICompatible
+from agentloop._wire.retry import RetryPolicy, parse_retry_after
+from agentloop._wire.status import status_error
 
 NOW = 1_700_000_000.0
 

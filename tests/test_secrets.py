@@ -32,7 +32,7 @@ from agentloop import (
     UserMessage,
     tool,
 )
-from agentloop._retry import RetryPolicy
+from agentloop._wire.retry import RetryPolicy
 
 from faultserver import Plan, error, ok, refused_url, stream, tool_call  # isort: skip
 

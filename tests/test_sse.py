@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentloop._errors import ProtocolError
-from agentloop._sse import SSEDecoder, SSEEvent, aiter_sse
+from agentloop._wire.sse import SSEDecoder, SSEEvent, aiter_sse
 
 
 def decode(*chunks: bytes, max_event_size: int = 1 << 20) -> list[SSEEvent]:

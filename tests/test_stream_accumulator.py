@@ -15,8 +15,7 @@ from agentloop._errors import (
     RateLimitError,
 )
 from agentloop._messages import ModelResponse, RequestUsage, ToolCall
-from agentloop._sse import SSEEvent
-from agentloop._stream import (
+from agentloop._wire.chunks import (
     ReasoningDelta,
     RefusalDelta,
     StreamAccumulator,
@@ -25,6 +24,7 @@ from agentloop._stream import (
     ToolArgumentsDelta,
     ToolCallStarted,
 )
+from agentloop._wire.sse import SSEEvent
 
 
 def chunk(

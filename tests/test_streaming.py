@@ -19,10 +19,10 @@ from agentloop import Agent, tool
 from agentloop._errors import AgentloopError, APIStatusError, UsageError
 from agentloop._events import PartialOutput, RunFinished, ToolCallFinished, TurnFinished
 from agentloop._messages import AssistantMessage, ToolMessage
-from agentloop._models import OpenAICompatible
-from agentloop._profiles import OPENAI_PROFILE
 from agentloop._result import RunResult
-from agentloop._stream import TextDelta, ToolArgumentsDelta, ToolCallStarted
+from agentloop._wire.chunks import TextDelta, ToolArgumentsDelta, ToolCallStarted
+from agentloop._wire.models import OpenAICompatible
+from agentloop._wire.profiles import OPENAI_PROFILE
 from agentloop.testing import FakeServer, Reply, error, reply, tool_call
 
 pytestmark = pytest.mark.anyio
@@ -561,7 +561,7 @@ async def test_leaving_early_closes_a_real_socket() -> None:
 
 async def test_a_refusal_streams_refusal_deltas_and_ends_both_runs_alike() -> None:
     from agentloop._errors import RefusalError
-    from agentloop._stream import RefusalDelta
+    from agentloop._wire.chunks import RefusalDelta
 
     words = "I can not help with that request, sorry."
     plain_server = FakeServer([Reply(refusal=words)])

@@ -26,10 +26,10 @@ import pytest
 from agentloop import Agent
 from agentloop._errors import APIStatusError
 from agentloop._messages import ModelRequest, ModelResponse, UserMessage
-from agentloop._models import OpenAICompatible
-from agentloop._profiles import OPENAI_PROFILE
-from agentloop._sse import SSEDecoder
-from agentloop._stream import StreamAccumulator, TextDelta
+from agentloop._wire.chunks import StreamAccumulator, TextDelta
+from agentloop._wire.models import OpenAICompatible
+from agentloop._wire.profiles import OPENAI_PROFILE
+from agentloop._wire.sse import SSEDecoder
 
 pytestmark = pytest.mark.anyio
 

@@ -31,7 +31,7 @@ from agentloop import (
     count_text_tokens,
 )
 from agentloop._messages import ToolDefinition
-from agentloop._tokens import (
+from agentloop._wire.tokens import (
     CHARS_PER_TOKEN,
     _encoder,  # pyright: ignore[reportPrivateUsage]
     count_body_tokens,
@@ -115,7 +115,7 @@ def test_unknown_model_gets_the_documented_estimate() -> None:
 
 def test_request_count_equals_the_count_of_its_wire_body() -> None:
     from agentloop import OPENAI_PROFILE
-    from agentloop._request import build_body
+    from agentloop._wire.request import build_body
 
     tool = ToolDefinition("get_weather", "Weather of a city.", {"type": "object", "properties": {}})
     request = ModelRequest((SystemMessage("Be brief."), UserMessage("Weather in Paris?")), (tool,))

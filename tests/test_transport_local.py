@@ -27,10 +27,10 @@ from agentloop._errors import (
     UsageError,
 )
 from agentloop._messages import ModelRequest, ToolDefinition, UserMessage
-from agentloop._models import OpenAICompatible
-from agentloop._profiles import DEFAULT_PROFILE
-from agentloop._retry import RetryPolicy
 from agentloop._settings import ModelSettings
+from agentloop._wire.models import OpenAICompatible
+from agentloop._wire.profiles import DEFAULT_PROFILE
+from agentloop._wire.retry import RetryPolicy
 
 KEY = "sk-local-SECRET-123"
 OK = {

@@ -28,9 +28,9 @@ from agentloop import (
     tool,
     truncate_tool_results,
 )
+from agentloop._history_policy import apply_policy, history_units
 from agentloop._summarize import SUMMARY_HEADING
-from agentloop._tokens import count_body_tokens
-from agentloop._window import apply_policy, history_units
+from agentloop._wire.tokens import count_body_tokens
 from agentloop.testing import FakeServer, reply, tool_call
 
 

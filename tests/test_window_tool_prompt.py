@@ -15,8 +15,8 @@ from agentloop import (
     register_model,
     tool,
 )
+from agentloop._loop.window import Window
 from agentloop._messages import ModelRequest, UserMessage
-from agentloop._window import Window
 from agentloop.testing import FakeServer
 
 pytestmark = pytest.mark.anyio

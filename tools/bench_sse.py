@@ -14,8 +14,8 @@ import json
 import sys
 import timeit
 
-from agentloop._sse import SSEDecoder
-from agentloop._stream import StreamAccumulator
+from agentloop._wire.chunks import StreamAccumulator
+from agentloop._wire.sse import SSEDecoder
 
 
 def make_stream(events: int) -> bytes:

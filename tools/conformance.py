@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from agentloop._errors import APIStatusError, IncompleteStreamError, ProtocolError
-from agentloop._response import parse_completion
-from agentloop._sse import SSEDecoder, SSEEvent
-from agentloop._status import status_error
-from agentloop._stream import StreamAccumulator
+from agentloop._wire.chunks import StreamAccumulator
+from agentloop._wire.response import parse_completion
+from agentloop._wire.sse import SSEDecoder, SSEEvent
+from agentloop._wire.status import status_error
 
 OK, BY_DESIGN, UNEXPECTED = "ok", "error by design", "UNEXPECTED"
 

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from faultserver import FAULTS, FaultServer, Plan, Request, fault_plan, ok, stream, tool_call
 
 from agentloop import Agent, AgentloopError, OpenAICompatible, tool
-from agentloop._retry import RetryPolicy
+from agentloop._wire.retry import RetryPolicy
 
 
 @tool

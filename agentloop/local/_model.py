@@ -9,7 +9,7 @@ from typing import Any, Self
 
 from .._errors import APIConnectionError, APIError, ProtocolError
 from .._messages import ModelRequest, ModelResponse
-from .._models import OpenAICompatible
+from .._wire.models import OpenAICompatible
 
 __all__ = ["LocalModel", "LocalServerError", "describe_exit"]
 

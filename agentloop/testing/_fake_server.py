@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 if TYPE_CHECKING:
-    from .._models import OpenAICompatible
-    from .._profiles import ModelProfile
+    from .._wire.models import OpenAICompatible
+    from .._wire.profiles import ModelProfile
 
 __all__ = ["FakeServer", "Reply", "ScriptItem", "error", "reply", "tool_call"]
 
@@ -84,8 +84,8 @@ class FakeServer:
 
     def model(self, profile: ModelProfile | None = None, **options: Any) -> OpenAICompatible:
         """An `OpenAICompatible` model wired to this server (OpenAI's profile by default)."""
-        from .._models import OpenAICompatible
-        from .._profiles import OPENAI_PROFILE
+        from .._wire.models import OpenAICompatible
+        from .._wire.profiles import OPENAI_PROFILE
 
         client = httpx.AsyncClient(transport=self.transport, base_url="http://fake.test/v1")
         return OpenAICompatible(

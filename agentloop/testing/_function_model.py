@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._limits import estimate_tokens
+from .._loop.guard import estimate_tokens
 from .._messages import (
     AssistantMessage,
     Message,
@@ -19,10 +19,10 @@ from .._messages import (
     ToolCall,
     ToolMessage,
 )
-from .._profiles import OPENAI_PROFILE, ModelProfile
+from .._wire.profiles import OPENAI_PROFILE, ModelProfile
 
 if TYPE_CHECKING:
-    from .._stream import StreamDelta
+    from .._wire.chunks import StreamDelta
 
 __all__ = ["FunctionModel", "RequestInfo"]
 
@@ -124,7 +124,7 @@ class _ReplayStream:
 
 
 def _deltas(message: AssistantMessage) -> list[StreamDelta]:
-    from .._stream import RefusalDelta, TextDelta, ToolArgumentsDelta, ToolCallStarted
+    from .._wire.chunks import RefusalDelta, TextDelta, ToolArgumentsDelta, ToolCallStarted
 
     deltas: list[StreamDelta] = [TextDelta(p) for p in _pieces(message.content or "")]
     deltas += [RefusalDelta(p) for p in _pieces(message.refusal or "")]

@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 from faultserver import FaultServer
 
 from agentloop import DEFAULT_PROFILE, AssistantMessage, OpenAICompatible, ToolCall, Usage
-from agentloop._retry import RetryPolicy
+from agentloop._wire.retry import RetryPolicy
 
 KEY = "sk-reliability-SENTINEL-7f3a9c"
 

@@ -237,7 +237,7 @@ async def test_connection_dropped_every_time_is_a_connection_error(server, sleep
 async def test_connection_refused(mode):
     sleeps = Sleeps()
     from agentloop import OpenAICompatible
-    from agentloop._retry import RetryPolicy
+    from agentloop._wire.retry import RetryPolicy
 
     policy = RetryPolicy(max_retries=2, sleep=sleeps)
     model = OpenAICompatible("m", base_url=refused_url(), api_key=KEY, retry=policy, timeout=2)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from agentloop._http import _ssl_context  # pyright: ignore[reportPrivateUsage]
-from agentloop._pool import StackPool
+from agentloop._wire.http import _ssl_context  # pyright: ignore[reportPrivateUsage]
+from agentloop._wire.pool import StackPool
 
 from . import raw
 

@@ -22,9 +22,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from ._errors import IncompleteStreamError, ProtocolError
-from ._messages import ModelResponse
-from ._response import (
+from .._errors import IncompleteStreamError, ProtocolError
+from .._messages import ModelResponse
+from .response import (
     REASONING_KEYS,
     as_mapping,
     call_id,
@@ -34,8 +34,8 @@ from ._response import (
     parse_usage,
     raise_error_body,
 )
-from ._sse import SSEEvent
-from ._status import status_error
+from .sse import SSEEvent
+from .status import status_error
 
 __all__ = [
     "ReasoningDelta",

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from ._messages import AssistantMessage, Message, ToolCall, ToolDefinition, ToolMessage
+from .._messages import AssistantMessage, Message, ToolCall, ToolDefinition, ToolMessage
 
 __all__ = [
     "ANSWER_KEY",
@@ -98,7 +98,7 @@ def prompted_messages(
 ) -> list[dict[str, Any]]:
     """The wire messages with tool results as user turns (one per turn of results), and with
     `calls_as_text` the calls as text too (prompted tool mode)."""
-    from ._request import message_to_wire
+    from .request import message_to_wire
 
     wire: list[dict[str, Any]] = []
     results: list[str] = []

@@ -26,23 +26,23 @@ import anyio
 import httpx
 from anyio.lowlevel import RunVar
 
-from ._errors import (
+from .._errors import (
     APIConnectionError,
     APIError,
     APIStatusError,
     APITimeoutError,
     ProtocolError,
 )
-from ._learn import about_the_request
-from ._log import get_logger
-from ._messages import ModelResponse
-from ._pool import StackPool
-from ._response import parse_completion
-from ._retry import RetryPolicy, parse_retry_after
-from ._status import status_error
+from .._log import get_logger
+from .._messages import ModelResponse
+from .learn import about_the_request
+from .pool import StackPool
+from .response import parse_completion
+from .retry import RetryPolicy, parse_retry_after
+from .status import status_error
 
 if TYPE_CHECKING:
-    from ._http_stream import HTTPModelStream
+    from .model_stream import HTTPModelStream
 
 __all__ = [
     "MAX_CONNECTIONS",
@@ -414,6 +414,6 @@ class Transport:
         secret: str,
         relearn: Relearn | None = None,
     ) -> HTTPModelStream:
-        from ._http_stream import HTTPModelStream
+        from .model_stream import HTTPModelStream
 
         return HTTPModelStream(self, content, headers, deadline, secret, relearn)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._messages import (
+from .._messages import (
     AssistantMessage,
     ModelRequest,
     ResponseFormat,
@@ -12,7 +12,7 @@ from ._messages import (
     ToolMessage,
     UserMessage,
 )
-from ._settings import ModelSettings
+from .._settings import ModelSettings
 
 __all__ = ["probe_requests"]
 

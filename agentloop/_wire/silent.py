@@ -21,7 +21,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ._messages import (
+from .._messages import (
     Message,
     ModelRequest,
     ModelResponse,
@@ -29,8 +29,8 @@ from ._messages import (
     ToolMessage,
     UserMessage,
 )
-from ._profiles import ModelProfile
-from ._settings import ModelSettings
+from .._settings import ModelSettings
+from .profiles import ModelProfile
 
 __all__ = ["Drop", "SilentDrops"]
 

@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from ._log import get_logger
+from .._log import get_logger
 
 if TYPE_CHECKING:
-    from ._messages import ModelRequest
-    from ._profiles import ModelProfile
+    from .._messages import ModelRequest
+    from .profiles import ModelProfile
 
 __all__ = [
     "CHARS_PER_TOKEN",
@@ -254,8 +254,8 @@ def count_request_tokens(
     request: ModelRequest, model: str, profile: ModelProfile | None = None
 ) -> TokenCount:
     """The prompt tokens of a `ModelRequest` as it would be sent to `model`."""
-    from ._profiles import OPENAI_PROFILE
-    from ._request import build_body
+    from .profiles import OPENAI_PROFILE
+    from .request import build_body
 
     body = build_body(model, profile or OPENAI_PROFILE, request, stream=False)
     return count_body_tokens(body, model)

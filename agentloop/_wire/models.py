@@ -16,29 +16,29 @@ from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
-from ._adapt import AdaptedStream, adapt_response, adapt_stream
-from ._errors import APIError, APIStatusError, MissingAPIKeyError, UsageError
-from ._learn import lesson
-from ._log import get_logger
-from ._messages import AssistantMessage, ModelRequest, ModelResponse, RequestUsage, add_usage
-from ._profiles import (
+from .._errors import APIError, APIStatusError, MissingAPIKeyError, UsageError
+from .._log import get_logger
+from .._messages import AssistantMessage, ModelRequest, ModelResponse, RequestUsage, add_usage
+from .._settings import ModelSettings
+from .adapt import AdaptedStream, adapt_response, adapt_stream
+from .learn import lesson
+from .profiles import (
     BUILT_IN_PROFILES,
     OPENAI_PROFILE,
     OPENROUTER_PROFILE,
     OPTIMISTIC_PROFILE,
     ModelProfile,
 )
-from ._request import build_body, build_headers, encode_body
-from ._retry import RetryPolicy
-from ._settings import ModelSettings
-from ._silent import Drop, SilentDrops
+from .request import build_body, build_headers, encode_body
+from .retry import RetryPolicy
+from .silent import Drop, SilentDrops
 
 if TYPE_CHECKING:
     import httpx
 
-    from ._http import Relearn, Transport
-    from ._http_stream import HTTPModelStream
-    from ._stream import StreamDelta
+    from .chunks import StreamDelta
+    from .http import Relearn, Transport
+    from .model_stream import HTTPModelStream
 
 __all__ = [
     "DEFAULT_DEADLINE",
@@ -167,7 +167,7 @@ class OpenAICompatible:
         max_connections: int | None = None,
         settings: ModelSettings | None = None,
     ) -> None:
-        from ._http import Transport  # httpx and httpcore load with the first model
+        from .http import Transport  # httpx and httpcore load with the first model
 
         if not model:
             raise UsageError("a model name is required")
@@ -382,7 +382,7 @@ class OpenAICompatible:
         Save the result and pass it as ``profile=`` to skip the learning next time. A model built
         with a profile probes too, but keeps its profile unless the probe learned something.
         """
-        from ._probe import probe_requests
+        from .probe import probe_requests
 
         learns, self._learns = self._learns, True
         try:

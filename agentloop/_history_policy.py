@@ -1,18 +1,13 @@
-"""Fitting each request into the model's context window: history policies and the fit step.
-
-Before every request the run counts the prompt (`_tokens.py`). When prompt plus reserved output
-would pass the model's context window (from the catalog, `lookup_model`), the agent's history
-policy shortens what is *sent*; the transcript (`RunResult.messages`) always keeps everything.
-If the result still does not fit, `ContextWindowError` is raised before anything is sent.
+"""History policies: what a run sends when a request would not fit the model's context window.
 
 A policy is a small callable ``policy(messages, budget) -> messages`` (sync or async). It gets a
 copy of the messages about to be sent and a `WindowBudget` (the token limit, a counter, and
 ``ask`` to query the agent's model), and returns the messages to send. Whatever it returns must
 keep every system message, the latest user message, and each assistant tool call together with
-its results; the fit step checks this and raises `UsageError` for a policy that breaks it.
-Policies compose with `chain`; the default chain truncates large tool results, then drops the
-oldest messages. They only run when the request would not fit anyway (that request would be
-rejected), so they never change a run that fits.
+its results; the fit step (`agentloop._loop.window`) checks this with `check_policy_result` and
+raises `UsageError` for a policy that breaks it. Policies compose with `chain`; the default chain
+truncates large tool results, then drops the oldest messages. They only run when the request
+would not fit anyway (that request would be rejected), so they never change a run that fits.
 """
 
 from __future__ import annotations
@@ -21,41 +16,22 @@ import dataclasses
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
-from ._errors import ContextWindowError, UsageError
-from ._log import get_logger
-from ._messages import (
-    AssistantMessage,
-    Message,
-    ModelRequest,
-    SystemMessage,
-    ToolMessage,
-    UserMessage,
-)
-from ._prices import lookup_model
-from ._request import build_body, message_to_wire
-from ._tokens import Tokenizer, tokenizer_for
-
-if TYPE_CHECKING:
-    from ._context import RunContext
-    from ._models import Model
-    from ._prices import CostMeter
+from ._errors import UsageError
+from ._messages import AssistantMessage, Message, SystemMessage, ToolMessage, UserMessage
 
 __all__ = [
     "DEFAULT_HISTORY_POLICY",
     "HistoryPolicy",
-    "Window",
     "WindowBudget",
+    "apply_policy",
     "chain",
+    "check_policy_result",
     "drop_oldest",
     "history_units",
     "pinned_indices",
-    "reserved_output",
     "truncate_tool_results",
 ]
-
-_log = get_logger()
 
 Ask = Callable[[Sequence[Message], int], Awaitable[str]]
 
@@ -194,14 +170,6 @@ DEFAULT_HISTORY_POLICY: HistoryPolicy = chain(truncate_tool_results(2_000), drop
 """The agents' default: cut tool results over 2,000 characters, then drop the oldest messages."""
 
 
-def reserved_output(request: ModelRequest, context: int, max_output: int | None) -> int:
-    """Output tokens kept free: the request's cap, else the catalog's, at most a quarter."""
-    asked = request.settings.max_completion_tokens if request.settings is not None else None
-    if asked is not None:
-        return asked
-    return min(max_output or context, context // 4)
-
-
 def check_policy_result(before: Sequence[Message], after: Sequence[Message]) -> None:
     """A policy's result keeps system messages, the latest user message and call pairs."""
     for index in sorted(pinned_indices(before)):
@@ -231,106 +199,3 @@ def _unanswered(messages: Sequence[Message]) -> set[str]:
     calls = {c.id for m in messages if isinstance(m, AssistantMessage) for c in m.tool_calls}
     answers = {m.tool_call_id for m in messages if isinstance(m, ToolMessage)}
     return calls ^ answers
-
-
-class Window:
-    """The fit step of one run: counts each request and applies the history policy."""
-
-    def __init__(
-        self,
-        model: Model,
-        policy: HistoryPolicy | None,
-        ctx: RunContext[Any] | None = None,
-        meter: CostMeter | None = None,
-    ) -> None:
-        info = lookup_model(model.name)
-        self.context = info.context if info is not None else None
-        self.max_output = info.max_output if info is not None else None
-        self._model = model
-        self._policy = policy
-        self._ctx = ctx
-        self._meter = meter
-        self._cache: dict[int, tuple[Message, int]] = {}
-
-    @property
-    def _tokenizer(self) -> Tokenizer:
-        return tokenizer_for(self._model.name)  # cached; loaded only for models with a window
-
-    def _message_tokens(self, message: Message) -> int:
-        hit = self._cache.get(id(message))
-        if hit is not None and hit[0] is message:
-            return hit[1]
-        tokens = self._tokenizer.message(message_to_wire(message, self._model.profile))
-        self._cache[id(message)] = (message, tokens)
-        return tokens
-
-    def _counter(self, request: ModelRequest) -> Callable[[Sequence[Message]], int]:
-        empty = dataclasses.replace(request, messages=(UserMessage(""),))
-        profile = self._model.profile
-        body = build_body(self._model.name, profile, empty, stream=False)
-        overhead = self._tokenizer.overhead(body)
-        if request.tools and profile.tool_mode == "native":  # the server's own tool prompt
-            overhead += profile.tool_prompt_tokens + profile.tokens_per_tool * len(request.tools)
-        return lambda messages: overhead + sum(self._message_tokens(m) for m in messages)
-
-    async def fit(self, request: ModelRequest) -> ModelRequest:
-        """`request` if it fits, else its messages shortened by the policy; or raise."""
-        if self.context is None:
-            return request  # the catalog does not know this model's window
-        current = {id(m) for m in request.messages}  # forget copies made by earlier fits
-        self._cache = {k: v for k, v in self._cache.items() if k in current}
-        reserved = reserved_output(request, self.context, self.max_output)
-        counter = self._counter(request)
-        budget = WindowBudget(
-            self.context - reserved,
-            self.context,
-            reserved,
-            counter,
-            self._tokenizer.text,
-            self._ask,
-        )
-        messages = list(request.messages)
-        before = counter(messages)
-        if before <= budget.limit:
-            return request
-        if self._policy is not None:
-            fitted = await apply_policy(self._policy, messages, budget)
-            check_policy_result(messages, fitted)
-        else:
-            fitted = messages
-        after = counter(fitted)
-        if after > budget.limit:
-            raise self._error(after, budget)
-        _log.info(
-            "context_fitted",
-            model=self._model.name,
-            tokens_before=before,
-            tokens_after=after,
-            limit=budget.limit,
-            messages_before=len(messages),
-            messages_after=len(fitted),
-        )
-        return dataclasses.replace(request, messages=tuple(fitted))
-
-    def _error(self, tokens: int, budget: WindowBudget) -> ContextWindowError:
-        how = "after the history policy" if self._policy is not None else "(no history policy)"
-        estimate = "" if self._tokenizer.exact else " (estimated)"
-        return ContextWindowError(
-            f"the request does not fit {self._model.name}'s context window {how}: "
-            f"{tokens} prompt tokens{estimate} + {budget.reserved_output} reserved for output "
-            f"> {budget.context}",
-            prompt_tokens=tokens,
-            limit=budget.limit,
-            context=budget.context,
-        )
-
-    async def _ask(self, messages: Sequence[Message], max_tokens: int) -> str:
-        from ._settings import ModelSettings
-
-        settings = ModelSettings(max_completion_tokens=max_tokens)
-        response = await self._model.request(ModelRequest(tuple(messages), (), settings))
-        if self._ctx is not None:
-            self._ctx.usage.add_request(response.usage, retries=response.retries)
-        if self._meter is not None:
-            self._meter.add(self._model.name, response.usage)
-        return response.message.content or ""

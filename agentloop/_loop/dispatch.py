@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._errors import ToolExecutionError, ToolRetry
-from ._log import get_logger
-from ._messages import Message, ToolCall, ToolMessage
+from .._errors import ToolExecutionError, ToolRetry
+from .._log import get_logger
+from .._messages import Message, ToolCall, ToolMessage
 
 if TYPE_CHECKING:
-    from ._context import RunContext
-    from ._tools import Tool
+    from .._context import RunContext
+    from .._tools import Tool
 
 __all__ = [
     "Approver",

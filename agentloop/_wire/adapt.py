@@ -17,15 +17,15 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from ._errors import UsageError
-from ._messages import AssistantMessage, ModelRequest, ModelResponse, RequestUsage
-from ._profiles import ModelProfile
-from ._prompted import read_prompted_answer, read_prompted_calls
-from ._stream import TextDelta, ToolArgumentsDelta, ToolCallStarted
+from .._errors import UsageError
+from .._messages import AssistantMessage, ModelRequest, ModelResponse, RequestUsage
+from .chunks import TextDelta, ToolArgumentsDelta, ToolCallStarted
+from .profiles import ModelProfile
+from .prompted import read_prompted_answer, read_prompted_calls
 
 if TYPE_CHECKING:
-    from ._http_stream import HTTPModelStream
-    from ._stream import StreamDelta
+    from .chunks import StreamDelta
+    from .model_stream import HTTPModelStream
 
 __all__ = ["AdaptedStream", "adapt_response", "adapt_stream"]
 
@@ -119,7 +119,7 @@ class AdaptedStream:
         return self
 
     async def _take_whole(self, fetch: Callable[[], Awaitable[ModelResponse]]) -> None:
-        from ._http_stream import response_deltas
+        from .model_stream import response_deltas
 
         self._whole = True
         self._adapted = await fetch()

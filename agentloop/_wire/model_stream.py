@@ -19,11 +19,9 @@ from typing import Any, Self, cast
 import anyio
 import httpx
 
-from ._errors import APIError, APIStatusError, APITimeoutError, ProtocolError, UsageError
-from ._http import Relearn, Transport, close_quietly, scrub_error, transport_error
-from ._messages import ModelResponse, RequestUsage
-from ._sse import SSEDecoder
-from ._stream import (
+from .._errors import APIError, APIStatusError, APITimeoutError, ProtocolError, UsageError
+from .._messages import ModelResponse, RequestUsage
+from .chunks import (
     ReasoningDelta,
     RefusalDelta,
     StreamAccumulator,
@@ -32,6 +30,8 @@ from ._stream import (
     ToolArgumentsDelta,
     ToolCallStarted,
 )
+from .http import Relearn, Transport, close_quietly, scrub_error, transport_error
+from .sse import SSEDecoder
 
 __all__ = ["HTTPModelStream", "response_deltas", "whole_stream_deadline"]
 

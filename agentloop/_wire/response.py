@@ -36,9 +36,9 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn, cast
 
-from ._errors import ProtocolError
-from ._messages import AssistantMessage, ModelResponse, RequestUsage, ToolCall
-from ._status import status_error
+from .._errors import ProtocolError
+from .._messages import AssistantMessage, ModelResponse, RequestUsage, ToolCall
+from .status import status_error
 
 __all__ = [
     "REASONING_KEYS",

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from ._errors import APIConnectionError, APIError, APIStatusError, InsufficientCreditsError
+from .._errors import APIConnectionError, APIError, APIStatusError, InsufficientCreditsError
 
 __all__ = ["RetryPolicy", "parse_retry_after"]
 
@@ -89,7 +89,7 @@ class RetryPolicy:
     random: Callable[[], float] = field(default=random.random, repr=False)
 
     def __post_init__(self) -> None:
-        from ._errors import UsageError
+        from .._errors import UsageError
 
         if self.max_retries < 0:
             raise UsageError(f"max_retries must be 0 or more, not {self.max_retries}")

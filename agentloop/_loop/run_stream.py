@@ -16,21 +16,21 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._dispatch import canonical_tool_name
-from ._errors import UsageError
-from ._events import PartialOutput, RunFinished, ToolCallFinished, TurnFinished
-from ._messages import Message, ModelRequest, ModelResponse, ToolCall, ToolMessage
-from ._output import OUTPUT_TOOL_NAME
-from ._output_step import OutputStep
-from ._result import RequestStats
+from .._errors import UsageError
+from .._events import PartialOutput, RunFinished, ToolCallFinished, TurnFinished
+from .._messages import Message, ModelRequest, ModelResponse, ToolCall, ToolMessage
+from .._output import OUTPUT_TOOL_NAME
+from .._result import RequestStats
+from .dispatch import canonical_tool_name
+from .output_step import OutputStep
 
 if TYPE_CHECKING:
-    from ._agent import Agent, Prompt
-    from ._context import RunContext
-    from ._partial import PartialParser
-    from ._result import RunResult
-    from ._settings import ModelSettings
-    from ._usage import Limits
+    from .._agent import Agent, Prompt
+    from .._context import RunContext
+    from .._limits import Limits
+    from .._partial import PartialParser
+    from .._result import RunResult
+    from .._settings import ModelSettings
 
 __all__ = ["RunStream"]
 
@@ -119,7 +119,7 @@ class RunStream(Generic[OutputT]):
             raise StopAsyncIteration from None
 
     async def _produce(self) -> None:
-        from ._run import run_loop
+        from .loop import run_loop
 
         assert self._send is not None
         async with self._send:
@@ -139,7 +139,7 @@ class RunStream(Generic[OutputT]):
     async def stream_request(self, model: Any, request: ModelRequest) -> ModelResponse:
         assert self._send is not None
         self._start_partial(model)
-        from ._http_stream import whole_stream_deadline
+        from .._wire.model_stream import whole_stream_deadline
 
         async with model.stream(request) as deltas:
             with whole_stream_deadline(deltas):  # one scope, not one per chunk
@@ -175,7 +175,7 @@ class RunStream(Generic[OutputT]):
         self._output_index = None
         self._partial = None
         if not step.spec.is_text:
-            from ._partial import PartialParser
+            from .._partial import PartialParser
 
             self._partial = PartialParser(step.spec.output_type, wrapped=step.spec.wrapped)
             self._tool_mode = step.mode == "tool"
@@ -184,7 +184,7 @@ class RunStream(Generic[OutputT]):
     def _feed_partial(self, delta: Any) -> Any | None:
         if self._partial is None:
             return None
-        from ._stream import TextDelta, ToolArgumentsDelta, ToolCallStarted
+        from .._wire.chunks import TextDelta, ToolArgumentsDelta, ToolCallStarted
 
         if self._tool_mode:
             if isinstance(delta, ToolCallStarted) and self._is_output_tool(delta.name):

@@ -12,24 +12,24 @@ import uuid
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._context import RunContext
-from ._dispatch import canonical_tool_name, dispatch
-from ._errors import AgentloopError, OutputTruncatedError, RefusalError
-from ._history import initial_messages
-from ._limits import LimitGuard
-from ._log import get_logger
-from ._messages import Message, ModelRequest, ModelResponse, ToolCall
-from ._output_step import OutputStep, ReAsk
-from ._prices import CostMeter
-from ._result import RequestStats, RunResult, RunTiming
-from ._usage import Usage
-from ._window import Window
+from .._context import RunContext
+from .._errors import AgentloopError, OutputTruncatedError, RefusalError
+from .._history import initial_messages
+from .._log import get_logger
+from .._messages import Message, ModelRequest, ModelResponse, ToolCall
+from .._prices import CostMeter
+from .._result import RequestStats, RunResult, RunTiming
+from .._usage import Usage
+from .dispatch import canonical_tool_name, dispatch
+from .guard import LimitGuard
+from .output_step import OutputStep, ReAsk
+from .window import Window
 
 if TYPE_CHECKING:
-    from ._agent import Agent, Prompt
-    from ._events import EventSink
-    from ._settings import ModelSettings
-    from ._usage import Limits
+    from .._agent import Agent, Prompt
+    from .._events import EventSink
+    from .._limits import Limits
+    from .._settings import ModelSettings
 
 __all__ = ["run_loop"]
 

@@ -19,8 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from ._errors import APIStatusError
-from ._profiles import ModelProfile
+from .._errors import APIStatusError
+from .profiles import ModelProfile
 
 __all__ = ["Lesson", "about_the_request", "lesson"]
 

@@ -13,15 +13,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._errors import (
+from .._errors import (
     OutputTruncatedError,
     OutputValidationError,
     RefusalError,
     ToolRetry,
     UsageError,
 )
-from ._log import get_logger
-from ._messages import (
+from .._log import get_logger
+from .._messages import (
     Message,
     ModelResponse,
     ResponseFormat,
@@ -30,13 +30,13 @@ from ._messages import (
     ToolMessage,
     UserMessage,
 )
-from ._output import OUTPUT_TOOL_NAME, OutputInvalid, OutputSpec
-from ._profiles import ModelProfile, OutputMode
-from ._settings import ModelSettings
+from .._output import OUTPUT_TOOL_NAME, OutputInvalid, OutputSpec
+from .._settings import ModelSettings
+from .._wire.profiles import ModelProfile, OutputMode
 
 if TYPE_CHECKING:
-    from ._agent import Agent
-    from ._context import RunContext
+    from .._agent import Agent
+    from .._context import RunContext
 
 __all__ = ["Final", "OutputStep", "ReAsk"]
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, cast
 
-from ._errors import (
+from .._errors import (
     APIStatusError,
     AuthenticationError,
     BadRequestError,

@@ -24,7 +24,7 @@ import codecs
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
-from ._errors import ProtocolError
+from .._errors import ProtocolError
 
 __all__ = ["SSEDecoder", "SSEEvent", "aiter_sse"]
 

@@ -11,9 +11,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._errors import UsageError
-from ._log import get_logger
-from ._messages import (
+from .._errors import UsageError
+from .._log import get_logger
+from .._messages import (
     AssistantMessage,
     Message,
     ModelRequest,
@@ -23,9 +23,10 @@ from ._messages import (
     ToolMessage,
     UserMessage,
 )
-from ._output import OUTPUT_TOOL_NAME
-from ._profiles import ModelProfile
-from ._prompted import (
+from .._output import OUTPUT_TOOL_NAME
+from .._settings import ModelSettings
+from .profiles import ModelProfile
+from .prompted import (
     ANSWER_KEY,
     add_system_text,
     prompted_messages,
@@ -33,7 +34,6 @@ from ._prompted import (
     schema_prompt,
     tools_prompt,
 )
-from ._settings import ModelSettings
 
 __all__ = ["build_body", "build_headers", "encode_body", "message_to_wire"]
 
