@@ -9,6 +9,9 @@ For the loop: `parse_arguments` turns the model's raw JSON text into validated P
 raises `InvalidArguments` (a `ToolRetry`: the message goes back to the model); `call` runs the
 function, sync functions in a worker thread; `definition` gives what the model is told, strict
 when asked or, automatically, when the schema can be strict without losing meaning.
+
+The options every form takes (`@tool(...)`, `Tool.from_schema(...)`, `Tool.replace(...)`) are
+declared once, in `ToolOptions`; `Tool`'s fields hold them (pyright checks ``Tool(**options)``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import inspect
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, overload
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, Unpack, overload
 
 from ._arguments import ArgumentProblems, JsonSchemaArguments, PydanticArguments, load_arguments
 from ._errors import SchemaError, ToolRetry, UsageError
@@ -32,7 +35,7 @@ from ._signature import function_name, inspect_function, is_async_callable, is_c
 if TYPE_CHECKING:
     from ._context import RunContext
 
-__all__ = ["InvalidArguments", "Tool", "tool"]
+__all__ = ["InvalidArguments", "Tool", "ToolChanges", "ToolOptions", "tool"]
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _log = get_logger()
@@ -53,6 +56,39 @@ class ArgumentsValidator(Protocol):
     def validate(self, data: dict[str, Any]) -> dict[str, Any]: ...
 
 
+class ToolOptions(TypedDict, total=False):
+    """How a tool behaves in the loop: the options of `@tool(...)`, `from_schema` and `replace`.
+
+    The one declaration of the options: a new option is a key here plus a `Tool` field of the
+    same name and type holding its default (pyright and the tests check the two agree).
+    """
+
+    strict: bool | None
+    """Strict schema: True or False, or None to decide from the schema (see `Tool.definition`)."""
+    timeout: float | None
+    """Seconds a call may run; past them the model is told it timed out. None: no limit."""
+    sequential: bool
+    """Run alone and in order, never alongside other calls of the same turn."""
+    requires_approval: bool
+    """Run only if the agent's approver says yes."""
+    max_retries: int
+    """How many `ToolRetry` (invalid arguments too) go back to the model before the run fails."""
+
+
+class ToolChanges(ToolOptions, total=False):
+    """What `Tool.replace` may change: the options plus the tool's own parts."""
+
+    function: Callable[..., Any]
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+    validator: ArgumentsValidator
+    context_param: str | None
+
+
+_OPTION_NAMES = frozenset(ToolOptions.__optional_keys__)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Tool:
     """A function the model may call. Build one with `@tool` or `Tool.from_schema`.
@@ -68,6 +104,7 @@ class Tool:
     parameters: Mapping[str, Any]
     validator: ArgumentsValidator = field(repr=False, compare=False)
     context_param: str | None = None
+    # The `ToolOptions`, with their defaults:
     strict: bool | None = None
     timeout: float | None = None
     sequential: bool = False
@@ -97,14 +134,10 @@ class Tool:
         description: str,
         parameters: Mapping[str, Any],
         function: Callable[..., Any],
-        *,
-        strict: bool | None = None,
-        timeout: float | None = None,
-        sequential: bool = False,
-        requires_approval: bool = False,
-        max_retries: int = 2,
+        **options: Unpack[ToolOptions],
     ) -> Tool:
         """A tool from a raw JSON schema; `function` gets the arguments as keyword arguments."""
+        _check_option_names("Tool.from_schema", options)
         schema = dict(parameters)
         _check_json_schema(name, schema)
         return cls(
@@ -114,11 +147,7 @@ class Tool:
             parameters=clean_schema(schema),
             validator=JsonSchemaArguments(schema),
             context_param=_context_param(function),
-            strict=strict,
-            timeout=timeout,
-            sequential=sequential,
-            requires_approval=requires_approval,
-            max_retries=max_retries,
+            **options,
         )
 
     def definition(self, strict: bool | None = None) -> ToolDefinition:
@@ -161,7 +190,7 @@ class Tool:
             value = await value
         return value
 
-    def replace(self, **changes: Any) -> Tool:
+    def replace(self, **changes: Unpack[ToolChanges]) -> Tool:
         """A copy with `changes` (for example ``strict=False``); checks run again."""
         return dataclasses.replace(self, **changes)
 
@@ -175,6 +204,13 @@ class Tool:
         if problem is not None or isinstance(self._strict, SchemaError):
             raise UsageError(f"tool {self.name!r} cannot be strict: {problem}")
         return self._strict.schema
+
+
+def _check_option_names(where: str, options: Mapping[str, object]) -> None:
+    """Refuse unknown keywords now, as a plain signature would (not later, at decoration)."""
+    unknown = sorted(options.keys() - _OPTION_NAMES)
+    if unknown:
+        raise TypeError(f"{where}() got an unexpected keyword argument {unknown[0]!r}")
 
 
 def _check_options(made: Tool) -> None:
@@ -214,7 +250,7 @@ def _from_function(
     function: Callable[..., Any],
     name: str | None,
     description: str | None,
-    options: dict[str, Any],
+    options: ToolOptions,
     localns: Mapping[str, Any] | None,
 ) -> Tool:
     tool_name = name if name is not None else getattr(function, "__name__", "")
@@ -249,11 +285,7 @@ def tool(
     *,
     name: str | None = None,
     description: str | None = None,
-    strict: bool | None = None,
-    timeout: float | None = None,
-    sequential: bool = False,
-    requires_approval: bool = False,
-    max_retries: int = 2,
+    **options: Unpack[ToolOptions],
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 def tool(
     function: Callable[..., Any] | None = None,
@@ -261,20 +293,14 @@ def tool(
     *,
     name: str | None = None,
     description: str | None = None,
-    strict: bool | None = None,
-    timeout: float | None = None,
-    sequential: bool = False,
-    requires_approval: bool = False,
-    max_retries: int = 2,
+    **options: Unpack[ToolOptions],
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
-    """Make a `Tool` of a sync or async function; use bare (``@tool``) or with options."""
-    options: dict[str, Any] = {
-        "strict": strict,
-        "timeout": timeout,
-        "sequential": sequential,
-        "requires_approval": requires_approval,
-        "max_retries": max_retries,
-    }
+    """Make a `Tool` of a sync or async function; use bare (``@tool``) or with options.
+
+    `name` defaults to the function's name, `description` to its docstring's summary; the
+    other options are `ToolOptions`.
+    """
+    _check_option_names("tool", options)
     if function is not None:
         return _from_function(function, name, description, options, _caller_locals())
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import threading
+import typing
 from typing import Annotated, Any
 
 import anyio
@@ -16,7 +17,7 @@ from structlog.testing import capture_logs
 from agentloop._context import RunContext
 from agentloop._errors import SchemaError, ToolRetry, UsageError
 from agentloop._messages import ToolDefinition
-from agentloop._tools import InvalidArguments, Tool, tool
+from agentloop._tools import InvalidArguments, Tool, ToolChanges, ToolOptions, tool
 from agentloop._usage import Usage
 
 
@@ -94,6 +95,52 @@ def test_tool_is_frozen_and_replace_reruns_checks() -> None:
     assert renamed.definition().name == "plus"
     with pytest.raises(UsageError, match="tool name 'bad name' is not valid"):
         made.replace(name="bad name")
+
+
+# --- options: declared once in ToolOptions, taken by every form ---
+
+# A value other than the default for each option; a new option needs one here.
+OPTION_SAMPLES: dict[str, Any] = {
+    "strict": False,
+    "timeout": 1.5,
+    "sequential": True,
+    "requires_approval": True,
+    "max_retries": 5,
+}
+ADD_SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+
+
+def test_tool_fields_mirror_the_options() -> None:
+    options = typing.get_type_hints(ToolOptions)
+    fields = typing.get_type_hints(Tool)
+    assert options.keys() == OPTION_SAMPLES.keys()
+    assert {name: fields[name] for name in options} == options
+    init_fields = {f.name for f in dataclasses.fields(Tool) if f.init}
+    assert init_fields == ToolChanges.__optional_keys__
+
+
+@pytest.mark.parametrize("option", sorted(OPTION_SAMPLES))
+def test_every_option_round_trips_through_every_form(option: str) -> None:
+    value = OPTION_SAMPLES[option]
+    given = {option: value}
+    made = {
+        "tool": tool(**given)(add),
+        "from_schema": Tool.from_schema("add", "", ADD_SCHEMA, add, **given),
+        "replace": tool(add).replace(**given),
+    }
+    assert {form: getattr(t, option) for form, t in made.items()} == dict.fromkeys(made, value)
+    assert getattr(tool(add), option) != value
+
+
+def test_unknown_options_are_refused_by_every_form() -> None:
+    with pytest.raises(TypeError, match=r"tool\(\) got an unexpected keyword argument 'timout'"):
+        tool(timout=1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'function'"):
+        tool(function=add)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'context_param'"):
+        Tool.from_schema("add", "", ADD_SCHEMA, add, context_param="a")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'timout'"):
+        tool(add).replace(timout=1)  # type: ignore[call-arg]
 
 
 # --- signatures we cannot serve ---
