@@ -1,6 +1,6 @@
 """agentloop: tool-calling agents over any OpenAI-compatible chat-completions API."""
 
-from ._agent import Agent
+from ._agent import Agent, Instructions, OutputValidator, Prompt, RunOptions
 from ._context import RunContext
 from ._errors import (
     AgentloopError,
@@ -34,7 +34,19 @@ from ._errors import (
     UsageError,
     UsageLimitExceeded,
 )
-from ._events import PartialOutput, RunFinished, ToolCallFinished, TurnFinished
+from ._events import (
+    PartialOutput,
+    ReasoningDelta,
+    RefusalDelta,
+    RunEvent,
+    RunFinished,
+    StreamDelta,
+    TextDelta,
+    ToolArgumentsDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnFinished,
+)
 from ._history import repair_history
 from ._history_policy import (
     DEFAULT_HISTORY_POLICY,
@@ -45,6 +57,7 @@ from ._history_policy import (
     truncate_tool_results,
 )
 from ._limits import Limits
+from ._loop.run_stream import RunStream
 from ._messages import (
     AssistantMessage,
     Message,
@@ -65,14 +78,9 @@ from ._settings import ModelSettings
 from ._summarize import summarize_older
 from ._tools import Tool, tool
 from ._usage import Usage
-from ._wire.chunks import (
-    ReasoningDelta,
-    RefusalDelta,
-    TextDelta,
-    ToolArgumentsDelta,
-    ToolCallStarted,
-)
-from ._wire.models import Model, OpenAI, OpenAICompatible, OpenRouter, infer_model
+from ._wire.compatible import OpenAICompatible
+from ._wire.models import Model, infer_model
+from ._wire.options import ClientOptions
 from ._wire.profiles import (
     DEFAULT_PROFILE,
     LLAMA_CPP_PROFILE,
@@ -85,6 +93,8 @@ from ._wire.profiles import (
     VLLM_PROFILE,
     ModelProfile,
 )
+from ._wire.providers import OpenAI, OpenRouter
+from ._wire.retry import RetryPolicy
 from ._wire.tokens import TokenCount, count_request_tokens, count_text_tokens
 
 __version__ = "0.1.0"
@@ -109,11 +119,13 @@ __all__ = [
     "AssistantMessage",
     "AuthenticationError",
     "BadRequestError",
+    "ClientOptions",
     "ConflictError",
     "ContextLengthError",
     "ContextWindowError",
     "HistoryPolicy",
     "IncompleteStreamError",
+    "Instructions",
     "InsufficientCreditsError",
     "InternalServerError",
     "Limits",
@@ -133,8 +145,10 @@ __all__ = [
     "OutputError",
     "OutputTruncatedError",
     "OutputValidationError",
+    "OutputValidator",
     "PartialOutput",
     "PermissionDeniedError",
+    "Prompt",
     "ProtocolError",
     "RateLimitError",
     "ReasoningDelta",
@@ -142,13 +156,18 @@ __all__ = [
     "RefusalError",
     "RequestStats",
     "RequestUsage",
+    "RetryPolicy",
     "RunContext",
     "RunError",
+    "RunEvent",
     "RunFinished",
+    "RunOptions",
     "RunResult",
+    "RunStream",
     "RunTiming",
     "SchemaError",
     "SettingsError",
+    "StreamDelta",
     "SystemMessage",
     "TextDelta",
     "TokenCount",

@@ -1,11 +1,12 @@
-"""`Agent`: immutable configuration. Execution lives in `_run.py`."""
+"""`Agent`: immutable configuration, and its `RunPlan`. Execution lives in `agentloop._loop`."""
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Unpack
 
 import anyio
 
@@ -13,45 +14,23 @@ from ._errors import UsageError
 from ._history_policy import DEFAULT_HISTORY_POLICY, HistoryPolicy
 from ._limits import Limits
 from ._loop.dispatch import Approver, DispatchConfig
-from ._messages import ToolDefinition
+from ._loop.plan import Instructions, OutputPlan, Prompt, RunArgs, RunOptions, RunPlan
 from ._output import OUTPUT_TOOL_NAME, OutputSpec
 from ._settings import ModelSettings
 from ._tools import Tool, tool
 from ._wire.models import infer_model
-from ._wire.profiles import ModelProfile, OutputMode
 
 if TYPE_CHECKING:
-    from ._context import RunContext
-    from ._loop.output_step import OutputStep
+    from ._events import RunEvent
     from ._loop.run_stream import RunStream
-    from ._messages import Message
     from ._result import RunResult
     from ._wire.models import Model
+    from ._wire.profiles import OutputMode
 
-__all__ = ["Agent", "Instructions", "OutputValidator", "Prompt"]
+__all__ = ["Agent", "Instructions", "OutputValidator", "Prompt", "RunOptions"]
 
 OutputT = TypeVar("OutputT")
-Instructions = str | Callable[["RunContext[Any]"], str | Awaitable[str]]
 OutputValidator = Callable[..., Any]
-Prompt = str | Sequence[dict[str, Any]]
-"""What a run starts from, besides its history. One of:
-
-- a str: one user message;
-- a list of OpenAI-style message dicts: a conversation that goes after the history. Roles
-  ``system`` (``developer`` is a synonym, sent as ``system``), ``user``, ``assistant`` (``content``
-  may be null when it has ``tool_calls``, given in the wire form ``[{"id", "type": "function",
-  "function": {"name", "arguments"}}]``, where ``arguments`` is a JSON-object str or a dict) and
-  ``tool`` (``tool_call_id``, ``content``). Leading system messages join the agent's instructions
-  (after them) in the one first system message, and like them replace a history's stored one. The
-  list may end with any role: after a user or tool message the model answers, after an assistant
-  message it takes the next turn. Tool calls left unanswered are answered with an error, as in a
-  history (`repair_history`);
-- a list of content-part dicts (``{"type": "text", "text": ...}``, ``image_url``, ``input_audio``,
-  ``file``): the content of one user message.
-
-A prompt the API would reject (an unknown role or part type, a missing field, a tool message that
-answers no call, an empty list...) raises `UsageError`, naming its index, before any request.
-"""
 
 
 class Agent(Generic[OutputT]):
@@ -82,39 +61,42 @@ class Agent(Generic[OutputT]):
             window (see `agentloop._history_policy`); the default truncates large tool results,
             then drops the oldest messages. None sends everything, and raises
             `ContextWindowError` before sending a request the catalog says cannot fit.
+
+    `replace` returns a copy with some options changed. What a run reads from the agent is its
+    plan (`agentloop._loop.plan.RunPlan`), built once, here.
     """
 
     __slots__ = (
-        "_dispatch",
-        "_model",
-        "_output",
-        "_steps",
-        "_tool_definitions",
+        "_plan",
+        "approver",
         "history_policy",
         "instructions",
         "limits",
+        "max_tool_result_chars",
         "output_mode",
         "output_retries",
         "output_type",
         "output_validators",
         "settings",
         "strict",
+        "tool_concurrency",
+        "tool_errors",
         "tools",
     )
-    _model: Model
-    _output: OutputSpec
-    _steps: dict[ModelProfile, OutputStep]
-    _tool_definitions: tuple[ToolDefinition, ...]
-    _dispatch: DispatchConfig
+    _plan: RunPlan  # what a run reads: this agent resolved for the loop
+    approver: Approver | None
     history_policy: HistoryPolicy | None
     instructions: Instructions | None
     limits: Limits
+    max_tool_result_chars: int
     output_mode: OutputMode | None
     output_retries: int
     output_type: Any
     output_validators: tuple[OutputValidator, ...]
     settings: ModelSettings
     strict: bool | None
+    tool_concurrency: int
+    tool_errors: Literal["return", "raise"]
     tools: tuple[Tool, ...]
 
     def __init__(
@@ -137,17 +119,15 @@ class Agent(Generic[OutputT]):
         approver: Approver | None = None,
         history_policy: HistoryPolicy | None = DEFAULT_HISTORY_POLICY,
     ) -> None:
-        built = tuple(t if isinstance(t, Tool) else tool(t) for t in tools)
-        by_name = _tools_by_name(built, output_mode == "tool" and output_type is not str)
-        limits = limits or Limits()
-        if max_turns is not None:
-            limits = dataclasses.replace(limits, max_turns=max_turns)
         if tool_concurrency < 1 or output_retries < 0 or max_tool_result_chars < 1:
             raise UsageError(
                 "tool_concurrency and max_tool_result_chars must be >= 1, retries >= 0"
             )
+        limits = limits or Limits()
+        if max_turns is not None:
+            limits = dataclasses.replace(limits, max_turns=max_turns)
+        built = tuple(t if isinstance(t, Tool) else tool(t) for t in tools)
         assign = partial(object.__setattr__, self)
-        assign("_model", infer_model(model) if isinstance(model, str) else model)
         assign("instructions", instructions)
         assign("tools", built)
         assign("output_type", output_type)
@@ -157,106 +137,106 @@ class Agent(Generic[OutputT]):
         assign("output_retries", output_retries)
         assign("output_validators", tuple(output_validators))
         assign("strict", strict)
+        assign("tool_concurrency", tool_concurrency)
+        assign("tool_errors", tool_errors)
+        assign("max_tool_result_chars", max_tool_result_chars)
+        assign("approver", approver)
         assign("history_policy", history_policy)
-        assign("_output", OutputSpec.build(output_type))
-        assign("_steps", {})
-        assign("_tool_definitions", tuple(t.definition(strict) for t in built))
-        assign(
-            "_dispatch",
-            DispatchConfig(
-                by_name,
-                tool_concurrency,
-                max_tool_result_chars,
-                tool_errors == "raise",
-                approver=approver,
-            ),
+        assign("_plan", self._build_plan(infer_model(model) if isinstance(model, str) else model))
+
+    def _build_plan(self, model: Model) -> RunPlan:
+        structured_tool = self.output_mode == "tool" and self.output_type is not str
+        dispatch = DispatchConfig(
+            _tools_by_name(self.tools, structured_tool),
+            self.tool_concurrency,
+            self.max_tool_result_chars,
+            self.tool_errors == "raise",
+            approver=self.approver,
+        )
+        output = OutputPlan(
+            OutputSpec.build(self.output_type),
+            self.output_mode,
+            self.strict,
+            self.output_validators,
+            self.output_retries,
+        )
+        return RunPlan(
+            model,
+            self.instructions,
+            self.settings,
+            self.limits,
+            self.history_policy,
+            tuple(t.definition(self.strict) for t in self.tools),
+            dispatch,
+            output,
         )
 
     def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"Agent is immutable; build a new one (tried to set {name!r})")
+        raise AttributeError(f"Agent is immutable; use replace() (tried to set {name!r})")
 
     def __repr__(self) -> str:
-        model = self._model.name
         names = [t.name for t in self.tools]
-        return f"Agent(model={model!r}, tools={names!r}, output_type={self.output_type!r})"
+        return (
+            f"Agent(model={self.model.name!r}, tools={names!r}, output_type={self.output_type!r})"
+        )
 
     @property
     def model(self) -> Model:
         """The model object (a model string was resolved when the agent was built)."""
-        return self._model
+        return self._plan.model
+
+    def replace(self, **changes: Any) -> Agent[OutputT]:
+        """A new agent with `changes` (any of the constructor's keyword arguments) applied.
+
+        ``agent.replace(model="openai:gpt-4o")``, ``agent.replace(tools=[...])``. ``max_turns``
+        applies to the limits kept (or given). A changed ``output_type`` makes an agent of
+        another output type: annotate the variable it goes to.
+        """
+        unknown = set(changes) - set(_OPTIONS)
+        if unknown:
+            raise UsageError(f"Agent.replace got unknown options: {', '.join(sorted(unknown))}")
+        options: dict[str, Any] = {name: getattr(self, name) for name in _KEPT}
+        options["model"] = self.model
+        options.update(changes)
+        return type(self)(**options)
 
     async def run(
-        self,
-        prompt: Prompt | None = None,
-        *,
-        history: Sequence[Message] | None = None,
-        deps: Any = None,
-        settings: ModelSettings | None = None,
-        limits: Limits | None = None,
+        self, prompt: Prompt | None = None, **options: Unpack[RunOptions]
     ) -> RunResult[OutputT]:
         """Run the agent to its final output. Errors carry `.messages` and `.usage`.
 
         `prompt` is a str, a list of message dicts or a list of content parts (see `Prompt`); it
-        goes after `history`. At least one of the two is needed. An invalid prompt raises
-        `UsageError` before any request is sent.
+        goes after ``history``. At least one of the two is needed. An invalid prompt raises
+        `UsageError` before any request is sent. The keyword arguments are `RunOptions`:
+        ``history``, ``deps``, ``settings`` and ``limits``.
         """
         from ._loop.loop import run_loop
 
-        return await run_loop(self, prompt, history, deps, settings, limits, None)
+        return await run_loop(self._plan, RunArgs.of(prompt, options), None)
 
-    @overload
-    def run_sync(self, prompt: Prompt | None = None) -> RunResult[OutputT]: ...
-    @overload
     def run_sync(
-        self,
-        prompt: Prompt | None = None,
-        *,
-        history: Sequence[Message] | None = None,
-        deps: Any = None,
-        settings: ModelSettings | None = None,
-        limits: Limits | None = None,
-    ) -> RunResult[OutputT]: ...
-    def run_sync(
-        self,
-        prompt: Prompt | None = None,
-        *,
-        history: Sequence[Message] | None = None,
-        deps: Any = None,
-        settings: ModelSettings | None = None,
-        limits: Limits | None = None,
+        self, prompt: Prompt | None = None, **options: Unpack[RunOptions]
     ) -> RunResult[OutputT]:
         """`run` for scripts: starts an event loop, so it cannot be called from inside one."""
-        call = partial(
-            self.run, prompt, history=history, deps=deps, settings=settings, limits=limits
-        )
-        return _run_blocking(call)
+        return _run_blocking(partial(self.run, prompt, **options))
 
     def run_stream(
-        self,
-        prompt: Prompt | None = None,
-        *,
-        history: Sequence[Message] | None = None,
-        deps: Any = None,
-        settings: ModelSettings | None = None,
-        limits: Limits | None = None,
+        self, prompt: Prompt | None = None, **options: Unpack[RunOptions]
     ) -> RunStream[OutputT]:
         """Stream a run: ``async with agent.run_stream(...) as stream: async for event in stream``.
 
-        After the iteration, ``stream.result`` is the `RunResult`.
+        Each event is a `RunEvent`. After the iteration, ``stream.result`` is the `RunResult`.
         """
         from ._loop.run_stream import RunStream
 
-        return RunStream(self, prompt, history, deps, settings, limits)
+        return RunStream(self._plan, RunArgs.of(prompt, options))
 
     def run_stream_sync(
         self,
         prompt: Prompt | None = None,
         *,
-        on_event: Callable[[Any], object],
-        history: Sequence[Message] | None = None,
-        deps: Any = None,
-        settings: ModelSettings | None = None,
-        limits: Limits | None = None,
+        on_event: Callable[[RunEvent], object],
+        **options: Unpack[RunOptions],
     ) -> RunResult[OutputT]:
         """`run_stream` for scripts: calls ``on_event(event)`` for each event, returns the result.
 
@@ -264,9 +244,7 @@ class Agent(Generic[OutputT]):
         """
 
         async def consume() -> RunResult[OutputT]:
-            async with self.run_stream(
-                prompt, history=history, deps=deps, settings=settings, limits=limits
-            ) as stream:
+            async with self.run_stream(prompt, **options) as stream:
                 async for event in stream:
                     on_event(event)
             return stream.result
@@ -283,6 +261,10 @@ def _run_blocking(call: Callable[[], Awaitable[Any]]) -> Any:
                 "run_sync was called inside a running event loop; use `await agent.run(...)`"
             ) from exc
         raise
+
+
+_OPTIONS = tuple(inspect.signature(Agent).parameters)
+_KEPT = tuple(name for name in _OPTIONS if name not in ("model", "max_turns"))
 
 
 def _tools_by_name(tools: Sequence[Tool], output_tool: bool) -> dict[str, Tool]:

@@ -43,9 +43,9 @@ class JSONLSink:
         *,
         fsync: bool = False,
     ) -> None:
-        self.path = Path(path)
+        self.path: Path = Path(path)
         default = self.path.with_name(self.path.stem + ".failures.jsonl")
-        self.failures_path = Path(failures) if failures is not None else default
+        self.failures_path: Path = Path(failures) if failures is not None else default
         if self.path == self.failures_path:
             raise UsageError("results and failures need two different files")
         self.fsync = fsync
@@ -170,7 +170,9 @@ class Folder:
     """The documents of a folder: iterable (lazily read) and sized."""
 
     def __init__(self, root: Path, paths: list[Path], encoding: str) -> None:
-        self.root, self.paths, self.encoding = root, paths, encoding
+        self.root: Path = root
+        self.paths: list[Path] = paths
+        self.encoding: str = encoding
 
     def __len__(self) -> int:
         return len(self.paths)

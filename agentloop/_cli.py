@@ -22,11 +22,10 @@ import anyio.to_thread
 from ._agent import Agent
 from ._cli_load import load_object, load_tools, open_model
 from ._errors import AgentloopError, UsageError
-from ._events import ToolCallFinished
+from ._events import TextDelta, ToolCallFinished, ToolCallStarted
 from ._limits import Limits
 from ._messages import Message
 from ._progress import WorkingLine
-from ._wire.chunks import TextDelta, ToolCallStarted
 
 __all__ = ["main"]
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from ._errors import UsageError
 from ._tools import Tool
-from ._wire.models import Model, OpenAICompatible, infer_model
+from ._wire.compatible import OpenAICompatible
+from ._wire.models import Model, infer_model
 
 __all__ = ["default_model_name", "load_object", "load_tools", "open_model"]
 

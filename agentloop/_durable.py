@@ -4,7 +4,7 @@ A durable run is an ordinary run whose side effects are *steps*: each model requ
 call is handed to the engine, which runs it once, records its JSON result, and on a replay (the
 run's process died and a new one resumes the workflow) returns the recorded result instead of
 running it again. Nothing in the loop changes: `durable_agent` returns a copy of the agent whose
-model and tools go through the engine.
+model and tools go through the engine (`Agent.replace`).
 
 Steps of one run are sequential, except the tool calls of one turn, which start in call order
 on asyncio (anyio's capacity limiter is first come, first served) and may finish in any order.
@@ -25,9 +25,8 @@ that started in another order.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
@@ -169,19 +168,5 @@ def durable_agent(agent: Agent[OutputT], engine: DurableEngine) -> Agent[OutputT
     """A copy of `agent` whose model requests and tool calls are steps of `engine`."""
     if isinstance(agent.model, DurableModel):
         raise UsageError("this agent is already durable")
-    tools = tuple(durable_tool(t, engine) for t in agent.tools)
-    return _rebuilt(agent, DurableModel(agent.model, engine), tools)
-
-
-def _rebuilt(agent: Agent[OutputT], model: Model, tools: Sequence[Tool]) -> Agent[OutputT]:
-    """`agent` with another model and tools; every other setting is kept as it is."""
-    made: Agent[OutputT] = object.__new__(type(agent))
-    for slot in Agent.__slots__:
-        object.__setattr__(made, slot, getattr(agent, slot))
-    config = agent._dispatch  # pyright: ignore[reportPrivateUsage]
-    dispatch = dataclasses.replace(config, tools={t.name: t for t in tools})
-    object.__setattr__(made, "_model", model)
-    object.__setattr__(made, "tools", tuple(tools))
-    object.__setattr__(made, "_dispatch", dispatch)
-    object.__setattr__(made, "_steps", {})
-    return made
+    tools = [durable_tool(t, engine) for t in agent.tools]
+    return agent.replace(model=DurableModel(agent.model, engine), tools=tools)

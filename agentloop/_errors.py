@@ -148,7 +148,7 @@ class APIStatusError(APIError):
         self.code = code
         self.body = body
         self.request_id = request_id
-        self.headers = dict(headers or {})
+        self.headers: dict[str, str] = dict(headers or {})
         self.retry_after = retry_after
 
     def __repr__(self) -> str:

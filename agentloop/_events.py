@@ -1,22 +1,81 @@
 """Events of a streamed run, and the sink through which the loop emits them.
 
-Text, refusal, reasoning and tool-call deltas are the model-stream deltas themselves
-(`TextDelta`, `RefusalDelta`, `ReasoningDelta`, `ToolCallStarted`, `ToolArgumentsDelta`); the
-run adds `ToolCallFinished`, `PartialOutput`, `TurnFinished` and `RunFinished`.
+A model's stream yields `StreamDelta`s: `TextDelta`, `RefusalDelta`, `ReasoningDelta`,
+`ToolCallStarted` and `ToolArgumentsDelta`. A streamed run passes them on as they come and adds
+`ToolCallFinished`, `PartialOutput`, `TurnFinished` and `RunFinished`: a `RunEvent` is any of
+the nine, so ``match event:`` over them is checked for exhaustiveness by a type checker.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from ._messages import ModelRequest, ModelResponse, ToolCall, ToolMessage
 
 if TYPE_CHECKING:
     from ._context import RunContext
     from ._result import RequestStats, RunResult
+    from ._wire.models import Model
 
-__all__ = ["EventSink", "PartialOutput", "RunFinished", "ToolCallFinished", "TurnFinished"]
+__all__ = [
+    "EventSink",
+    "PartialOutput",
+    "ReasoningDelta",
+    "RefusalDelta",
+    "RunEvent",
+    "RunFinished",
+    "StreamDelta",
+    "TextDelta",
+    "ToolArgumentsDelta",
+    "ToolCallFinished",
+    "ToolCallStarted",
+    "TurnFinished",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A fragment of the answer's text."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefusalDelta:
+    """A fragment of a refusal."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    """A fragment of the model's reasoning."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallStarted:
+    """A tool call began; `index` is its position in the final ``tool_calls``."""
+
+    index: int
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolArgumentsDelta:
+    """A fragment of the raw JSON arguments of the call at `index`."""
+
+    index: int
+    id: str
+    text: str
+
+
+StreamDelta: TypeAlias = (
+    TextDelta | RefusalDelta | ReasoningDelta | ToolCallStarted | ToolArgumentsDelta
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +111,15 @@ class RunFinished:
     result: RunResult[Any]
 
 
+RunEvent: TypeAlias = StreamDelta | ToolCallFinished | PartialOutput | TurnFinished | RunFinished
+"""What iterating a `RunStream` yields."""
+
+
 class EventSink(Protocol):
     """What the loop calls when a run is streamed."""
 
     def attach(self, ctx: RunContext[Any]) -> None: ...
 
-    async def stream_request(self, model: Any, request: ModelRequest) -> ModelResponse: ...
+    async def stream_request(self, model: Model, request: ModelRequest) -> ModelResponse: ...
 
     async def on_tool(self, call: ToolCall, answer: ToolMessage, duration: float) -> None: ...

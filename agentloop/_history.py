@@ -1,69 +1,14 @@
-"""The messages a run starts from: instructions, the repaired history, the new prompt."""
+"""`repair_history`: a saved conversation made acceptable to the API again."""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
-from ._errors import UsageError
-from ._messages import AssistantMessage, Message, SystemMessage, ToolMessage
-from ._prompt import parse_prompt
+from ._messages import AssistantMessage, Message, ToolMessage
 
-if TYPE_CHECKING:
-    from ._agent import Agent, Prompt
-    from ._context import RunContext
-    from ._loop.output_step import OutputStep
-
-__all__ = ["initial_messages", "repair_history"]
+__all__ = ["UNANSWERED", "repair_history"]
 
 UNANSWERED = "Tool call not answered: the earlier run stopped before it finished."
-
-
-async def initial_messages(
-    agent: Agent[Any],
-    ctx: RunContext[Any],
-    step: OutputStep,
-    prompt: Prompt | None,
-    history: Sequence[Message] | None,
-) -> list[Message]:
-    """System prompt (current instructions replace a stored one), history, then the prompt.
-
-    The prompt is checked (see `agentloop._prompt`) before anything else runs. Its leading system
-    messages join the agent's instructions in the first system message; its other messages go
-    after the history, and the whole conversation goes through `repair_history`.
-    """
-    past = list(history or ())
-    given = parse_prompt(prompt, past) if prompt is not None else []
-    lead = next((i for i, m in enumerate(given) if not isinstance(m, SystemMessage)), len(given))
-    extra = [m.content for m in given[:lead] if isinstance(m, SystemMessage)]
-    if given and lead == len(given) and all(isinstance(m, SystemMessage) for m in past):
-        raise UsageError("the prompt has only system messages and there is no history to answer")
-    messages: list[Message] = []
-    system = await _instructions(agent, ctx, step, extra)
-    if system:
-        messages.append(SystemMessage(system))
-    while past and isinstance(past[0], SystemMessage) and system:
-        past.pop(0)
-    rest = [*past, *given[lead:]]
-    if not rest:
-        raise UsageError("run needs a prompt, a history, or both")
-    messages.extend(repair_history(rest))
-    return messages
-
-
-async def _instructions(
-    agent: Agent[Any], ctx: RunContext[Any], step: OutputStep, extra: Sequence[str]
-) -> str:
-    source = agent.instructions
-    text = ""
-    if isinstance(source, str):
-        text = source
-    elif source is not None:
-        value = source(ctx)
-        text = await value if inspect.isawaitable(value) else value
-    parts = [p for p in (text, *extra, step.instructions) if p]
-    return "\n\n".join(parts)
 
 
 def repair_history(messages: Sequence[Message]) -> list[Message]:

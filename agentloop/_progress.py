@@ -15,8 +15,15 @@ from typing import Any, TextIO
 import anyio
 from anyio.abc import TaskGroup
 
-from ._events import RunFinished, ToolCallFinished, TurnFinished
-from ._wire.chunks import ReasoningDelta, RefusalDelta, TextDelta, ToolArgumentsDelta
+from ._events import (
+    ReasoningDelta,
+    RefusalDelta,
+    RunFinished,
+    TextDelta,
+    ToolArgumentsDelta,
+    ToolCallFinished,
+    TurnFinished,
+)
 
 __all__ = ["BatchProgress", "ProgressBar", "WorkingLine"]
 
@@ -54,10 +61,10 @@ class ProgressBar:
         log_interval: float = 10.0,
         width: int = 24,
     ) -> None:
-        self.stream = stream if stream is not None else sys.stderr
+        self.stream: TextIO = stream if stream is not None else sys.stderr
         self.label = label
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.interval = interval if self.tty else log_interval
+        self.tty: bool = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.interval: float = interval if self.tty else log_interval
         self.width = width
         self._last_draw = float("-inf")
         self._last: BatchProgress | None = None
@@ -134,9 +141,9 @@ class WorkingLine:
         log_interval: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.stream = stream if stream is not None else sys.stderr
+        self.stream: TextIO = stream if stream is not None else sys.stderr
         self.label = label
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.tty: bool = bool(getattr(self.stream, "isatty", lambda: False)())
         self.interval = interval
         self.held = False
         self._every = interval if self.tty else log_interval

@@ -85,8 +85,8 @@ class DBOSAgent:
 
     def __init__(self, agent: Agent[Any], *, name: str) -> None:
         module = require_dbos()
-        self.agent = durable_agent(agent, DBOSEngine())
-        self.name = f"agentloop.{name}"
+        self.agent: Agent[Any] = durable_agent(agent, DBOSEngine())
+        self.name: str = f"agentloop.{name}"
         self._dbos: Any = module.DBOS
         self._set_id: Any = module.SetWorkflowID
         durable = self.agent

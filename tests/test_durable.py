@@ -137,7 +137,7 @@ async def test_durable_agent_keeps_the_settings_and_refuses_streams() -> None:
         agent = durable_agent(plain, MemoryEngine())
         assert isinstance(agent.model, DurableModel)
         assert agent.instructions == "hi"
-        assert agent._dispatch.concurrency == 3  # pyright: ignore[reportPrivateUsage]
+        assert agent.tool_concurrency == 3
         assert not isinstance(plain.model, DurableModel)
         with pytest.raises(UsageError, match="already durable"):
             durable_agent(agent, MemoryEngine())

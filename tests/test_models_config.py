@@ -12,13 +12,15 @@ from structlog.testing import capture_logs
 
 from agentloop._errors import MissingAPIKeyError, UsageError
 from agentloop._messages import ModelRequest, UserMessage
-from agentloop._wire.models import OpenAI, OpenAICompatible, OpenRouter, infer_model
+from agentloop._wire.compatible import OpenAICompatible
+from agentloop._wire.models import infer_model
 from agentloop._wire.profiles import (
     DEFAULT_PROFILE,
     OPENAI_PROFILE,
     OPENROUTER_PROFILE,
     OPTIMISTIC_PROFILE,
 )
+from agentloop._wire.providers import OpenAI, OpenRouter
 
 OK = {
     "id": "chatcmpl-1",
@@ -265,11 +267,11 @@ async def test_user_client_is_not_closed():
 @pytest.mark.anyio
 async def test_owned_client_is_closed_by_aclose():
     model = OpenAICompatible("x", base_url="http://h/v1")
-    client = model._transport.pool.get()
-    assert model._transport.pool.get() is client
+    client = model._endpoint.pool.get()
+    assert model._endpoint.pool.get() is client
     await model.aclose()
     assert client.is_closed
-    assert model._transport.pool.get() is not client
+    assert model._endpoint.pool.get() is not client
     await model.aclose()
 
 
@@ -284,7 +286,7 @@ def test_one_model_across_two_event_loops(backend):
         clients = []
 
         async def once():
-            clients.append(model._transport.pool.get())
+            clients.append(model._endpoint.pool.get())
             return await model.request(REQUEST)
 
         first = anyio.run(once, backend=backend)
@@ -303,3 +305,86 @@ def test_one_model_across_backends():
         model = OpenAICompatible("x", base_url=server.base_url)
         assert anyio.run(model.request, REQUEST, backend="asyncio").message.content == "hi"
         assert anyio.run(model.request, REQUEST, backend="trio").message.content == "hi"
+
+
+PROVIDER_CLASSES = [
+    pytest.param(OpenAI, id="OpenAI"),
+    pytest.param(OpenRouter, id="OpenRouter"),
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("cls", PROVIDER_CLASSES)
+async def test_providers_take_max_connections_query_params_and_settings(cls):
+    """The options `OpenAICompatible` always had reach a real request through each provider."""
+    from support.local_server import LocalServer, Reply
+
+    from agentloop._settings import ModelSettings
+
+    with LocalServer() as server:
+        server.script(Reply(200, json_body=OK))
+        model = cls(
+            "m",
+            base_url=server.base_url,
+            api_key="k",
+            max_connections=3,
+            query_params={"api-version": "2024-10-21"},
+            settings=ModelSettings(temperature=0.5),
+        )
+        await model.request(REQUEST)
+        slots = model._endpoint.pool.slots()  # the owned client's connection slots
+        assert slots is not None and slots.total_tokens == 3
+        await model.aclose()
+    sent = server.requests[0]
+    assert sent.path == "/v1/chat/completions"
+    assert sent.query == {"api-version": ["2024-10-21"]}
+    assert sent.json()["temperature"] == 0.5
+
+
+@pytest.mark.parametrize("cls", PROVIDER_CLASSES)
+def test_providers_check_max_connections(cls):
+    with pytest.raises(UsageError, match="max_connections"):
+        cls("m", max_connections=0)
+
+
+def test_every_model_class_takes_every_client_option():
+    """`ClientOptions` is the one list of shared options: every class accepts all of it."""
+    from agentloop import ClientOptions, RetryPolicy
+    from agentloop._settings import ModelSettings
+
+    options: ClientOptions = {
+        "api_key": "k",
+        "headers": {"X-A": "1"},
+        "timeout": 30.0,
+        "max_retries": 1,
+        "retry": RetryPolicy(max_retries=4),
+        "http_client": None,
+        "max_connections": 2,
+        "query_params": {"q": "1"},
+        "profile": DEFAULT_PROFILE,
+        "extra_body": {"seed": 1},
+        "settings": ModelSettings(temperature=0.1),
+    }
+    assert set(options) == ClientOptions.__optional_keys__  # the test covers every option
+    models = [
+        OpenAI("m", **options),
+        OpenRouter("m", **options),
+        OpenAICompatible("m", base_url="http://h/v1", **options),
+    ]
+    for model in models:
+        assert model.profile is DEFAULT_PROFILE
+        assert model.default_headers["X-A"] == "1"
+        assert model.extra_body["seed"] == 1
+        assert model._endpoint.params == {"q": "1"}
+        assert model._endpoint.policy.max_retries == 4
+
+
+@pytest.mark.parametrize(
+    "build",
+    [lambda: OpenAI("m", max_conections=2),  # pyright: ignore[reportCallIssue]
+     lambda: OpenRouter("m", max_conections=2),  # pyright: ignore[reportCallIssue]
+     lambda: OpenAICompatible("m", base_url="http://h/v1", max_conections=2)],  # pyright: ignore[reportCallIssue]
+)  # fmt: skip
+def test_a_misspelt_option_is_a_type_error(build):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'max_conections'"):
+        build()

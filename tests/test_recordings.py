@@ -22,8 +22,9 @@ from agentloop._errors import (
     ProtocolError,
     RateLimitError,
 )
+from agentloop._events import TextDelta, ToolArgumentsDelta, ToolCallStarted
 from agentloop._messages import ModelResponse
-from agentloop._wire.chunks import StreamAccumulator, TextDelta, ToolArgumentsDelta, ToolCallStarted
+from agentloop._wire.chunks import StreamAccumulator
 from agentloop._wire.response import parse_completion
 from agentloop._wire.sse import SSEDecoder, SSEEvent
 from agentloop._wire.status import status_error

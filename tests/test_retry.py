@@ -23,7 +23,7 @@ from agentloop._errors import (
     UsageError,
 )
 from agentloop._messages import ModelRequest, UserMessage
-from agentloop._wire.models import OpenAICompatible
+from agentloop._wire.compatible import OpenAICompatible
 from agentloop._wire.retry import RetryPolicy, parse_retry_after
 from agentloop._wire.status import status_error
 

@@ -14,16 +14,16 @@ from agentloop._errors import (
     ProtocolError,
     RateLimitError,
 )
-from agentloop._messages import ModelResponse, RequestUsage, ToolCall
-from agentloop._wire.chunks import (
+from agentloop._events import (
     ReasoningDelta,
     RefusalDelta,
-    StreamAccumulator,
     StreamDelta,
     TextDelta,
     ToolArgumentsDelta,
     ToolCallStarted,
 )
+from agentloop._messages import ModelResponse, RequestUsage, ToolCall
+from agentloop._wire.chunks import StreamAccumulator
 from agentloop._wire.sse import SSEEvent
 
 

@@ -17,11 +17,18 @@ from pydantic import BaseModel
 
 from agentloop import Agent, tool
 from agentloop._errors import AgentloopError, APIStatusError, UsageError
-from agentloop._events import PartialOutput, RunFinished, ToolCallFinished, TurnFinished
+from agentloop._events import (
+    PartialOutput,
+    RunFinished,
+    TextDelta,
+    ToolArgumentsDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnFinished,
+)
 from agentloop._messages import AssistantMessage, ToolMessage
 from agentloop._result import RunResult
-from agentloop._wire.chunks import TextDelta, ToolArgumentsDelta, ToolCallStarted
-from agentloop._wire.models import OpenAICompatible
+from agentloop._wire.compatible import OpenAICompatible
 from agentloop._wire.profiles import OPENAI_PROFILE
 from agentloop.testing import FakeServer, Reply, error, reply, tool_call
 
@@ -238,7 +245,8 @@ async def test_result_before_the_end_and_iteration_outside_the_block_are_usage_e
     async with stream:
         with pytest.raises(UsageError):
             _ = stream.result
-        assert [e async for e in stream][-1].result.output == "hi"
+        last = [e async for e in stream][-1]
+        assert isinstance(last, RunFinished) and last.result.output == "hi"
     assert stream.result.output == "hi"
 
 
@@ -561,7 +569,7 @@ async def test_leaving_early_closes_a_real_socket() -> None:
 
 async def test_a_refusal_streams_refusal_deltas_and_ends_both_runs_alike() -> None:
     from agentloop._errors import RefusalError
-    from agentloop._wire.chunks import RefusalDelta
+    from agentloop._events import RefusalDelta
 
     words = "I can not help with that request, sorry."
     plain_server = FakeServer([Reply(refusal=words)])

@@ -25,9 +25,10 @@ import pytest
 
 from agentloop import Agent
 from agentloop._errors import APIStatusError
+from agentloop._events import TextDelta
 from agentloop._messages import ModelRequest, ModelResponse, UserMessage
-from agentloop._wire.chunks import StreamAccumulator, TextDelta
-from agentloop._wire.models import OpenAICompatible
+from agentloop._wire.chunks import StreamAccumulator
+from agentloop._wire.compatible import OpenAICompatible
 from agentloop._wire.profiles import OPENAI_PROFILE
 from agentloop._wire.sse import SSEDecoder
 

@@ -28,7 +28,7 @@ from agentloop._errors import (
 )
 from agentloop._messages import ModelRequest, ToolDefinition, UserMessage
 from agentloop._settings import ModelSettings
-from agentloop._wire.models import OpenAICompatible
+from agentloop._wire.compatible import OpenAICompatible
 from agentloop._wire.profiles import DEFAULT_PROFILE
 from agentloop._wire.retry import RetryPolicy
 

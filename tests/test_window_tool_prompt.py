@@ -17,6 +17,7 @@ from agentloop import (
 )
 from agentloop._loop.window import Window
 from agentloop._messages import ModelRequest, UserMessage
+from agentloop._wire.request_tokens import counter_for
 from agentloop.testing import FakeServer
 
 pytestmark = pytest.mark.anyio
@@ -38,7 +39,7 @@ def fitted(profile: ModelProfile, context: int) -> tuple[ModelRequest, Window]:
         (get_weather.definition(None),),
         ModelSettings(max_completion_tokens=10),
     )
-    return request, Window(model, None)
+    return request, Window(model, None, counter_for(model))
 
 
 async def test_the_tool_prompt_of_the_server_is_counted() -> None:

@@ -1,8 +1,10 @@
 """Tool dispatch: the tool calls of one turn in, one answer per call out, in the order of the calls.
 
 Calls run in parallel in a task group bounded by a capacity limiter; a tool marked `sequential`
-runs alone, in order. Every call id is answered, also when a sibling fails or the run is cancelled:
-the answers are appended to the transcript in a ``finally`` block.
+runs alone, in order. A `ToolTurn` changes nothing of the run: it reads the retry counts, and its
+`outcome` (an answer for every call id, the retries it used) is the loop's to record, in a
+``finally`` block, so that every call is answered also when a sibling fails or the run is
+cancelled.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import anyio
 
 from .._errors import ToolExecutionError, ToolRetry
 from .._log import get_logger
-from .._messages import Message, ToolCall, ToolMessage
+from .._messages import ToolCall, ToolMessage
 
 if TYPE_CHECKING:
     from .._context import RunContext
@@ -29,9 +31,10 @@ __all__ = [
     "Approver",
     "DispatchConfig",
     "ToolNotifier",
+    "ToolOutcome",
+    "ToolTurn",
     "call_tool",
     "canonical_tool_name",
-    "dispatch",
     "tool_result_text",
 ]
 
@@ -93,47 +96,80 @@ def tool_result_text(value: Any, cap: int) -> str:
     return text
 
 
-@dataclass(slots=True)
-class _Turn:
-    config: DispatchConfig
-    ctx: RunContext[Any]
-    retries: dict[str, int]
-    notify: ToolNotifier | None
-    answers: list[ToolMessage | None]
-    failure: BaseException | None = None
+@dataclass(frozen=True, slots=True)
+class ToolOutcome:
+    """What one turn of tool calls produced: an answer per call, in call order, and the retry
+    keys it used (a tool's name, or ``"(unknown tool)"``), one per retry."""
+
+    answers: tuple[ToolMessage, ...]
+    retried: tuple[str, ...]
 
 
-async def dispatch(
-    calls: Sequence[ToolCall],
-    config: DispatchConfig,
-    ctx: RunContext[Any],
-    retries: dict[str, int],
-    transcript: list[Message],
-    notify: ToolNotifier | None = None,
-) -> None:
-    """Run `calls` and append one `ToolMessage` per call to `transcript`, in call order.
+class ToolTurn:
+    """The tool calls of one turn. ``await turn.run()``, then `outcome()` (also after an error).
 
-    Raises `ToolExecutionError` (after every call is answered) when a tool fails and the agent
-    ends runs on tool errors, or when a tool's retry budget is spent.
+    `run` raises `ToolExecutionError` (after every running call ended) when a tool fails and the
+    agent ends runs on tool errors, or when a tool's retry budget is spent.
     """
-    turn = _Turn(config, ctx, retries, notify, [None] * len(calls))
-    try:
-        for batch in _batches(calls, config.tools):
+
+    __slots__ = ("_answers", "_calls", "_counts", "_failure", "_retried", "config", "ctx", "notify")
+
+    def __init__(
+        self,
+        calls: Sequence[ToolCall],
+        config: DispatchConfig,
+        ctx: RunContext[Any],
+        retries: Mapping[str, int],
+        notify: ToolNotifier | None = None,
+    ) -> None:
+        self._calls = calls
+        self.config = config
+        self.ctx = ctx
+        self.notify = notify
+        self._counts = dict(retries)  # this turn's view; the run's counts change only after it
+        self._retried: list[str] = []
+        self._answers: list[ToolMessage | None] = [None] * len(calls)
+        self._failure: BaseException | None = None
+
+    async def run(self) -> None:
+        calls = self._calls
+        for batch in _batches(calls, self.config.tools):
             if len(batch) == 1:  # one call: no task to spawn, no limiter to pass
                 with anyio.CancelScope() as scope:
-                    await _run_one(turn, batch[0], calls[batch[0]], None, scope)
+                    await _run_one(self, batch[0], calls[batch[0]], None, scope)
             else:
                 async with anyio.create_task_group() as tg:
-                    limiter = anyio.CapacityLimiter(config.concurrency)
+                    limiter = anyio.CapacityLimiter(self.config.concurrency)
                     for index in batch:
-                        tg.start_soon(_run_one, turn, index, calls[index], limiter, tg.cancel_scope)
-            if turn.failure is not None:
-                break
-    finally:
-        for call, answer in zip(calls, turn.answers, strict=True):
-            transcript.append(answer or _cancelled(call))
-    if turn.failure is not None:
-        raise turn.failure
+                        tg.start_soon(_run_one, self, index, calls[index], limiter, tg.cancel_scope)
+            if self._failure is not None:
+                raise self._failure
+
+    def outcome(self) -> ToolOutcome:
+        """Every call's answer (a call that did not finish is answered as cancelled)."""
+        answers = zip(self._calls, self._answers, strict=True)
+        return ToolOutcome(
+            tuple(answer or _cancelled(call) for call, answer in answers), tuple(self._retried)
+        )
+
+    def record(self, index: int, answer: ToolMessage) -> None:
+        self._answers[index] = answer
+
+    def count_retry(self, key: str) -> int:
+        used = self._counts.get(key, 0) + 1
+        self._counts[key] = used
+        self._retried.append(key)
+        return used
+
+    def fail(self, failure: BaseException, scope: anyio.CancelScope) -> None:
+        """End the turn with `failure` (the first one wins): cancel the calls still running."""
+        if self._failure is None:
+            self._failure = failure
+            scope.cancel()
+
+    @property
+    def failed(self) -> bool:
+        return self._failure is not None
 
 
 def _batches(calls: Sequence[ToolCall], tools: Mapping[str, Tool]) -> list[list[int]]:
@@ -159,7 +195,7 @@ def _cancelled(call: ToolCall) -> ToolMessage:
 
 
 async def _run_one(
-    turn: _Turn,
+    turn: ToolTurn,
     index: int,
     call: ToolCall,
     limiter: anyio.CapacityLimiter | None,
@@ -171,7 +207,7 @@ async def _run_one(
     else:
         async with limiter:
             answer = await _answer(turn, call, scope)
-    turn.answers[index] = answer
+    turn.record(index, answer)
     duration = time.perf_counter() - started
     _log.debug(
         "tool_call",
@@ -185,7 +221,7 @@ async def _run_one(
         await turn.notify(call, answer, duration)
 
 
-async def _answer(turn: _Turn, call: ToolCall, scope: anyio.CancelScope) -> ToolMessage:
+async def _answer(turn: ToolTurn, call: ToolCall, scope: anyio.CancelScope) -> ToolMessage:
     config = turn.config
     tool = config.tools.get(call.name)
     if tool is None:
@@ -221,7 +257,7 @@ async def call_tool(
     return None, True
 
 
-async def _approved(turn: _Turn, call: ToolCall) -> bool:
+async def _approved(turn: ToolTurn, call: ToolCall) -> bool:
     approver = turn.config.approver
     if approver is None:
         return False
@@ -232,26 +268,22 @@ async def _approved(turn: _Turn, call: ToolCall) -> bool:
 
 
 def _retry_answer(
-    turn: _Turn, call: ToolCall, key: str, budget: int, text: str, scope: anyio.CancelScope
+    turn: ToolTurn, call: ToolCall, key: str, budget: int, text: str, scope: anyio.CancelScope
 ) -> ToolMessage:
-    used = turn.retries.get(key, 0) + 1
-    turn.retries[key] = used
-    turn.ctx.usage.retries += 1
+    used = turn.count_retry(key)
     _log.info("tool_retry", run_id=turn.ctx.run_id, tool=call.name, attempt=used, reason=text)
-    if used > budget and turn.failure is None:
+    if used > budget and not turn.failed:
         message = f"tool {call.name!r} exceeded its retry budget ({budget}); last error: {text}"
-        turn.failure = ToolExecutionError(message, tool_name=call.name, tool_call_id=call.id)
-        scope.cancel()
+        turn.fail(ToolExecutionError(message, tool_name=call.name, tool_call_id=call.id), scope)
     return ToolMessage(call.id, text, call.name, is_error=True)
 
 
 def _error_answer(
-    turn: _Turn, call: ToolCall, text: str, exc: BaseException | None, scope: anyio.CancelScope
+    turn: ToolTurn, call: ToolCall, text: str, exc: BaseException | None, scope: anyio.CancelScope
 ) -> ToolMessage:
     _log.error("tool_error", run_id=turn.ctx.run_id, tool=call.name, error=text)
-    if turn.config.raise_tool_errors and turn.failure is None:
+    if turn.config.raise_tool_errors and not turn.failed:
         failure = ToolExecutionError(text, tool_name=call.name, tool_call_id=call.id)
         failure.__cause__ = exc
-        turn.failure = failure
-        scope.cancel()
+        turn.fail(failure, scope)
     return ToolMessage(call.id, text, call.name, is_error=True)

@@ -1,8 +1,12 @@
 """Enforcing `Limits` inside the loop: before each request, after it, and before tools run.
 
+The guard only decides: it reads the run's totals (`RunState`) and raises `UsageLimitExceeded`
+naming the limit; it changes nothing of the run. Prompts are counted with the model's own
+counter (the one the fit step uses, so a request is counted once).
+
 A server that reports no usage (`RequestUsage.reported` False) must not make a token cap pass
 by reporting nothing: when a token limit is set, such a request counts with an estimate (its
-prompt through `count_request_tokens`, its answer's text through `count_text_tokens`), and a
+prompt and its answer's text through the model's counter), and a
 warning ``usage_unreported`` is logged once per run. A cost cap then fails as an unknown cost
 does (`UsageError`), since there is nothing sound to price.
 """
@@ -11,15 +15,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._errors import UsageError, UsageLimitExceeded
 from .._limits import Limits
 from .._log import get_logger
-from .._messages import Message, ModelRequest, ModelResponse, ToolCall, ToolMessage
-from .._prices import CostMeter
-from .._usage import Usage
-from .._wire.tokens import count_request_tokens, count_text_tokens
+from .._messages import ModelRequest, ModelResponse, ToolCall, ToolMessage
+
+if TYPE_CHECKING:
+    from .._wire.request_tokens import RequestCounter
+    from .state import RunState
 
 __all__ = ["LimitGuard", "estimate_tokens"]
 
@@ -29,7 +34,7 @@ _log = get_logger()
 def estimate_tokens(request: ModelRequest) -> int:
     """A rough count of a request's prompt tokens (about four characters a token).
 
-    Test models use it; the budget check counts with `_tokens.count_request_tokens`.
+    Test models use it; the budget check counts with the model's `RequestCounter`.
     """
     chars = 0
     for message in request.messages:
@@ -48,26 +53,24 @@ def _exceeded(limit: str, value: float, observed: float, what: str) -> UsageLimi
 
 
 class LimitGuard:
-    """Counts turns and repeated calls, and raises `UsageLimitExceeded` naming the limit."""
+    """Decides, before and after each request and before tools run, whether a limit is passed."""
 
     __slots__ = (
+        "_counter",
         "_estimated_input",
         "_estimated_output",
         "_last_call",
         "_limits",
-        "_meter",
         "_model",
         "_repeats",
         "_request",
         "_warned",
-        "turns",
     )
 
-    def __init__(self, limits: Limits, model_name: str, meter: CostMeter) -> None:
+    def __init__(self, limits: Limits, model_name: str, counter: RequestCounter) -> None:
         self._limits = limits
         self._model = model_name
-        self._meter = meter
-        self.turns = 0
+        self._counter = counter
         self._last_call: tuple[str, str] | None = None
         self._repeats = 0
         self._request: ModelRequest | None = None
@@ -75,31 +78,33 @@ class LimitGuard:
         self._estimated_output = 0
         self._warned = False
 
-    def before_request(self, usage: Usage, request: ModelRequest, *, counts_as_turn: bool) -> None:
+    def before_request(
+        self, state: RunState, request: ModelRequest, *, counts_as_turn: bool
+    ) -> None:
         limits = self._limits
-        if counts_as_turn:
-            if limits.max_turns is not None and self.turns >= limits.max_turns:
-                raise _exceeded("max_turns", limits.max_turns, self.turns, "turns used")
-            self.turns += 1
-        if limits.max_requests is not None and usage.requests >= limits.max_requests:
-            raise _exceeded("max_requests", limits.max_requests, usage.requests, "requests sent")
+        if counts_as_turn and limits.max_turns is not None and state.turns >= limits.max_turns:
+            raise _exceeded("max_turns", limits.max_turns, state.turns, "turns used")
+        requests = state.usage.requests
+        if limits.max_requests is not None and requests >= limits.max_requests:
+            raise _exceeded("max_requests", limits.max_requests, requests, "requests sent")
         self._request = request
-        if limits.max_cost is not None and self._meter.total is not None:
+        spent = state.cost
+        if limits.max_cost is not None and spent is not None:
             reserved = (request.settings.max_completion_tokens if request.settings else None) or 0
-            prompt = count_request_tokens(request, self._model).tokens
-            estimate = self._meter.estimate(self._model, prompt, reserved)
-            if estimate is not None and self._meter.total + estimate > limits.max_cost:
-                spent = round(self._meter.total + estimate, 6)
-                raise _exceeded("max_cost", limits.max_cost, spent, "spent plus the next request")
+            prompt = self._counter.count(request).tokens
+            estimate = state.meter.estimate(self._model, prompt, reserved)
+            if estimate is not None and spent + estimate > limits.max_cost:
+                total = round(spent + estimate, 6)
+                raise _exceeded("max_cost", limits.max_cost, total, "spent plus the next request")
 
-    def after_request(self, usage: Usage, response: ModelResponse) -> None:
+    def after_request(self, state: RunState, response: ModelResponse) -> None:
+        """Checked once the response is accounted (`RunState.add_response`)."""
         limits = self._limits
-        self._meter.add(self._model, response.usage)
         capped = (limits.max_input_tokens, limits.max_output_tokens, limits.max_total_tokens)
         if not response.usage.reported and any(cap is not None for cap in capped):
             self._estimate_unreported(response)
-        used_in = usage.input_tokens + self._estimated_input
-        used_out = usage.output_tokens + self._estimated_output
+        used_in = state.usage.input_tokens + self._estimated_input
+        used_out = state.usage.output_tokens + self._estimated_output
         checks = (
             ("max_input_tokens", limits.max_input_tokens, used_in),
             ("max_output_tokens", limits.max_output_tokens, used_out),
@@ -111,9 +116,11 @@ class LimitGuard:
         for name, value, observed in checks:
             if value is not None and observed > value:
                 raise _exceeded(name, value, observed, what)
-        if limits.max_cost is None:
-            return
-        if self._meter.total is None:
+        if limits.max_cost is not None:
+            self._check_cost(limits.max_cost, state.cost, response)
+
+    def _check_cost(self, limit: float, spent: float | None, response: ModelResponse) -> None:
+        if spent is None:
             if not response.usage.reported and response.usage.cost is None:
                 raise UsageError(
                     f"max_cost is set but the cost of {self._model!r} is unknown: the server "
@@ -123,18 +130,18 @@ class LimitGuard:
                 f"max_cost is set but the cost of {self._model!r} is unknown: the provider "
                 "reported none and the catalog has no price; add one with register_model"
             )
-        if self._meter.total > limits.max_cost:
-            raise _exceeded("max_cost", limits.max_cost, round(self._meter.total, 6), "USD spent")
+        if spent > limit:
+            raise _exceeded("max_cost", limit, round(spent, 6), "USD spent")
 
     def _estimate_unreported(self, response: ModelResponse) -> None:
         """Count a request the server reported no usage for with an estimate of its tokens."""
         if self._request is not None:
-            self._estimated_input += count_request_tokens(self._request, self._model).tokens
+            self._estimated_input += self._counter.count(self._request).tokens
         message = response.message
         parts = [message.content or "", message.refusal or ""]
         parts += [v for v in message.reasoning.values() if isinstance(v, str)]
         parts += [call.name + call.arguments for call in message.tool_calls]
-        self._estimated_output += count_text_tokens("".join(parts), self._model).tokens
+        self._estimated_output += self._counter.text("".join(parts))
         if not self._warned:
             self._warned = True
             _log.warning(
@@ -143,8 +150,9 @@ class LimitGuard:
                 detail="the server reported no token usage; token limits count estimates",
             )
 
-    def before_tools(self, calls: Sequence[ToolCall], transcript: list[Message]) -> None:
-        """The repetition guard: the same call too many times in a row ends the run."""
+    def before_tools(self, calls: Sequence[ToolCall]) -> None:
+        """The repetition guard: the same call too many times in a row ends the run (then
+        `not_run` is what the calls are answered)."""
         limit = self._limits.max_repeated_calls
         if limit is None:
             return
@@ -153,11 +161,16 @@ class LimitGuard:
             self._repeats = self._repeats + 1 if key == self._last_call else 1
             self._last_call = key
             if self._repeats > limit:
-                text = f"Not run: {call.name!r} was called with the same arguments {limit} times."
-                transcript.extend(ToolMessage(c.id, text, c.name, is_error=True) for c in calls)
                 raise _exceeded(
                     "max_repeated_calls", limit, self._repeats, f"calls of {call.name!r}"
                 )
+
+    def not_run(self, calls: Sequence[ToolCall]) -> list[ToolMessage]:
+        """The answers to calls the repetition guard stopped."""
+        name = self._last_call[0] if self._last_call is not None else "?"
+        limit = self._limits.max_repeated_calls
+        text = f"Not run: {name!r} was called with the same arguments {limit} times."
+        return [ToolMessage(c.id, text, c.name, is_error=True) for c in calls]
 
 
 def _canonical(arguments: str) -> str:

@@ -1,131 +1,114 @@
 """The run loop: the only place that knows the order of the stages.
 
 prompt -> messages -> request -> model -> response -> tool dispatch | output validation -> result.
-Streamed and non-streamed runs share this loop; a stream only passes an event sink.
+Streamed and non-streamed runs share this loop; a stream only passes an event sink. The loop
+reads the agent's `RunPlan` and this run's `RunArgs`; it alone changes the `RunState`, with what
+each stage returns.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
-import uuid
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .._context import RunContext
-from .._errors import AgentloopError, OutputTruncatedError, RefusalError
-from .._history import initial_messages
+from .._errors import AgentloopError, OutputTruncatedError, RefusalError, UsageLimitExceeded
 from .._log import get_logger
-from .._messages import Message, ModelRequest, ModelResponse, ToolCall
-from .._prices import CostMeter
-from .._result import RequestStats, RunResult, RunTiming
-from .._usage import Usage
-from .dispatch import canonical_tool_name, dispatch
+from .._messages import ModelRequest, ModelResponse, ToolCall
+from .._wire.request_tokens import counter_for
+from .dispatch import ToolTurn, canonical_tool_name
 from .guard import LimitGuard
-from .output_step import OutputStep, ReAsk
+from .output_step import OUTPUT_RETRIES, OutputStep, ReAsk
+from .start import initial_messages
+from .state import RunState
 from .window import Window
 
 if TYPE_CHECKING:
-    from .._agent import Agent, Prompt
     from .._events import EventSink
-    from .._limits import Limits
-    from .._settings import ModelSettings
+    from .._result import RunResult
+    from .._wire.models import Model
+    from .plan import RunArgs, RunPlan
 
 __all__ = ["run_loop"]
 
 _log = get_logger()
-Requester = Callable[[ModelRequest], Awaitable[ModelResponse]]
 
 
-async def run_loop(
-    agent: Agent[Any],
-    prompt: Prompt | None,
-    history: Sequence[Message] | None,
-    deps: Any,
-    settings: ModelSettings | None,
-    limits: Limits | None,
-    sink: EventSink | None,
-) -> RunResult[Any]:
-    """Run `agent` to its output. Any agentloop error leaves with the transcript and usage."""
-    model = agent.model
-    run_id = uuid.uuid4().hex[:16]
-    ctx = RunContext(deps, Usage(), [], run_id, {})
-    meter = CostMeter()
-    started = time.perf_counter()
-    log = _log.bind(run_id=run_id, model=model.name)
+async def run_loop(plan: RunPlan, args: RunArgs, sink: EventSink | None) -> RunResult[Any]:
+    """Run `plan` to its output. Any agentloop error leaves with the transcript and usage."""
+    state = RunState(args.deps, plan.model.name)
+    log = _log.bind(run_id=state.run_id, model=plan.model.name)
     log.info("run_start")
     if sink is not None:
-        sink.attach(ctx)
+        sink.attach(state.ctx)
     try:
-        result = await _loop(agent, ctx, meter, prompt, history, settings, limits, sink, started)
+        result = await _loop(plan, args, state, sink)
     except AgentloopError as exc:
-        exc.messages, exc.usage, exc.cost = list(ctx.messages), ctx.usage.copy(), meter.total
-        log.info("run_end", outcome=type(exc).__name__, requests=ctx.usage.requests)
+        state.attach_to(exc)
+        log.info("run_end", outcome=type(exc).__name__, requests=state.usage.requests)
         raise
-    log.info("run_end", outcome="ok", requests=ctx.usage.requests, cost=result.cost)
+    log.info("run_end", outcome="ok", requests=state.usage.requests, cost=result.cost)
     return result
 
 
 async def _loop(
-    agent: Agent[Any],
-    ctx: RunContext[Any],
-    meter: CostMeter,
-    prompt: Prompt | None,
-    history: Sequence[Message] | None,
-    settings: ModelSettings | None,
-    limits: Limits | None,
-    sink: EventSink | None,
-    started: float,
+    plan: RunPlan, args: RunArgs, state: RunState, sink: EventSink | None
 ) -> RunResult[Any]:
-    model = agent.model
-    step = OutputStep.for_agent(agent, model.profile)
-    base_settings = agent.settings | settings
-    guard = LimitGuard(limits or agent.limits, model.name, meter)
-    window = Window(model, agent.history_policy, ctx, meter)
-    messages = ctx.messages
-    messages.extend(await initial_messages(agent, ctx, step, prompt, history))
-    retries: dict[str, int] = {}
-    ctx.retries = retries
-    stats: list[RequestStats] = []
-    request_settings = step.settings(base_settings)
+    model = plan.model
+    step = plan.output_step(model.profile)
+    counter = counter_for(model)
+    guard = LimitGuard(args.limits or plan.limits, model.name, counter)
+    window = Window(model, plan.history_policy, counter, state.account)
+    state.extend(await initial_messages(plan, args, state.ctx, step))
+    request_settings = step.settings(plan.settings | args.settings)
     known = frozenset(t.name for t in step.tools)
     re_ask = False
     while True:
-        pending = ModelRequest(tuple(messages), step.tools, request_settings, step.response_format)
-        request = await window.fit(pending)  # what is sent; `messages` keeps everything
-        guard.before_request(ctx.usage, request, counts_as_turn=not re_ask)
-        response = _canonical_names(await _send(model, request, sink, ctx), known, ctx.run_id)
-        stats.append(RequestStats.of(response))
-        messages.append(response.message)
-        guard.after_request(ctx.usage, response)
+        pending = ModelRequest(
+            tuple(state.messages), step.tools, request_settings, step.response_format
+        )
+        request = await window.fit(pending)  # what is sent; the transcript keeps everything
+        guard.before_request(state, request, counts_as_turn=not re_ask)
+        state.turns += not re_ask
+        response = _canonical_names(await _send(model, request, sink), known, state.run_id)
+        state.add_response(response)
+        _log_request(state, response)
+        guard.after_request(state, response)
         calls = response.message.tool_calls
-        outcome = await step.read(response, ctx, retries) if not _needs_tools(step, calls) else None
-        if outcome is None:
+        if _needs_tools(step, calls):
             _check_answerable(response)
-            guard.before_tools(calls, messages)
-            notify = sink.on_tool if sink is not None else None
-            config = agent._dispatch  # pyright: ignore[reportPrivateUsage]
-            await dispatch(calls, config, ctx, retries, messages, notify)
-            ctx.usage.tool_calls += len(calls)
+            await _run_tools(plan, state, guard, calls, sink)
             request_settings = step.after_tool_turn(request_settings)
             re_ask = False
             continue
+        outcome = await step.read(response, state.ctx, state.ctx.retries)
+        state.extend(outcome.messages)
         if isinstance(outcome, ReAsk):
-            messages.extend(outcome.messages)
+            state.count_retry(OUTPUT_RETRIES)
             re_ask = True
             continue
-        messages.extend(outcome.messages)
-        elapsed = time.perf_counter() - started
-        timing = RunTiming.of(stats, elapsed)
-        return RunResult(
-            outcome.value,
-            list(messages),
-            ctx.usage.copy(),
-            meter.total,
-            tuple(stats),
-            timing,
-            ctx.run_id,
-        )
+        return state.result(outcome.value)
+
+
+async def _run_tools(
+    plan: RunPlan,
+    state: RunState,
+    guard: LimitGuard,
+    calls: Sequence[ToolCall],
+    sink: EventSink | None,
+) -> None:
+    """Run a turn's tool calls; every call is answered in the transcript, whatever happens."""
+    try:
+        guard.before_tools(calls)
+    except UsageLimitExceeded:
+        state.extend(guard.not_run(calls))
+        raise
+    notify = sink.on_tool if sink is not None else None
+    turn = ToolTurn(calls, plan.dispatch, state.ctx, state.ctx.retries, notify)
+    try:
+        await turn.run()
+    finally:
+        state.add_tool_outcome(turn.outcome())
 
 
 def _canonical_names(response: ModelResponse, known: Collection[str], run_id: str) -> ModelResponse:
@@ -158,22 +141,20 @@ def _check_answerable(response: ModelResponse) -> None:
         raise OutputTruncatedError("the model hit its token limit in the middle of its tool calls")
 
 
-async def _send(
-    model: Any, request: ModelRequest, sink: EventSink | None, ctx: RunContext[Any]
-) -> ModelResponse:
+async def _send(model: Model, request: ModelRequest, sink: EventSink | None) -> ModelResponse:
     if sink is None:
-        response: ModelResponse = await model.request(request)
-    else:
-        response = await sink.stream_request(model, request)
-    ctx.usage.add_request(response.usage, retries=response.retries)
+        return await model.request(request)
+    return await sink.stream_request(model, request)
+
+
+def _log_request(state: RunState, response: ModelResponse) -> None:
     _log.info(
         "model_request",
-        run_id=ctx.run_id,
+        run_id=state.run_id,
         model=response.model,
-        request=ctx.usage.requests,
+        request=state.usage.requests,
         latency=response.latency,
         input_tokens=response.usage.input_tokens,
         output_tokens=response.usage.output_tokens,
         retries=response.retries,
     )
-    return response

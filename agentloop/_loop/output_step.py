@@ -1,8 +1,9 @@
 """The output stage of the loop: read a final answer, or say what to re-ask.
 
-`OutputStep` is built once per (agent, profile): the tools and response_format to send, the
+`OutputStep` is built once per (run plan, profile): the tools and response_format to send, the
 settings to force the output tool, and `read`, which turns a response without tool calls (or with
-the output tool's call) into a final value or a re-ask.
+the output tool's call) into a final value or a re-ask. It reads the run's retry counts and never
+changes them: a `ReAsk` is the loop's to count (`OUTPUT_RETRIES` is its key).
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ from .._settings import ModelSettings
 from .._wire.profiles import ModelProfile, OutputMode
 
 if TYPE_CHECKING:
-    from .._agent import Agent
     from .._context import RunContext
+    from .plan import RunPlan
 
-__all__ = ["Final", "OutputStep", "ReAsk"]
+__all__ = ["OUTPUT_RETRIES", "Final", "OutputStep", "ReAsk"]
 
-_OUTPUT_KEY = "output"
+OUTPUT_RETRIES = "output"
+"""The key of the output's re-asks in the run's retry counts (`RunContext.retries`)."""
 _log = get_logger()
 _FORCED = ("required",)
 
@@ -72,27 +74,21 @@ class OutputStep:
     retries: int
 
     @classmethod
-    def for_agent(cls, agent: Agent[Any], profile: ModelProfile) -> OutputStep:
-        cache: dict[ModelProfile, OutputStep] = agent._steps  # pyright: ignore[reportPrivateUsage]
-        step = cache.get(profile)
-        if step is None:
-            step = cache[profile] = cls._build(agent, profile)
-        return step
-
-    @classmethod
-    def _build(cls, agent: Agent[Any], profile: ModelProfile) -> OutputStep:
-        spec: OutputSpec = agent._output  # pyright: ignore[reportPrivateUsage]
-        tools: tuple[ToolDefinition, ...] = agent._tool_definitions  # pyright: ignore[reportPrivateUsage]
-        strict = agent.strict if profile.strict_tools else False
+    def build(cls, plan: RunPlan, profile: ModelProfile) -> OutputStep:
+        """The step for `plan` on a server with `profile` (`RunPlan.output_step` memoizes it)."""
+        output = plan.output
+        spec = output.spec
+        strict = output.strict if profile.strict_tools else False
         tools = tuple(
-            t if profile.strict_tools else dataclasses.replace(t, strict=False) for t in tools
+            t if profile.strict_tools else dataclasses.replace(t, strict=False)
+            for t in plan.tool_definitions
         )
-        args: tuple[tuple[Any, ...], int] = (agent.output_validators, agent.output_retries)
+        args: tuple[tuple[Any, ...], int] = (output.validators, output.retries)
         if spec.is_text:
             return cls(spec, "native", tools, None, None, False, *args)
-        mode = spec.mode_for(profile, agent.output_mode)
+        mode = spec.mode_for(profile, output.mode)
         if mode == "tool":
-            _check_reserved(agent)
+            _check_reserved(plan.dispatch.tools)
             hint = f"When you have the final answer, call the `{OUTPUT_TOOL_NAME}` tool with it."
             tools = (*tools, spec.tool_definition(strict))
             return cls(spec, mode, tools, None, hint, profile.tool_choice_required, *args)
@@ -120,7 +116,7 @@ class OutputStep:
         return self.mode == "tool" and any(c.name == OUTPUT_TOOL_NAME for c in calls)
 
     async def read(
-        self, response: ModelResponse, ctx: RunContext[Any], retries: dict[str, int]
+        self, response: ModelResponse, ctx: RunContext[Any], retries: Mapping[str, int]
     ) -> Final | ReAsk:
         """A response with no tool to run: the final value, or a re-ask; raises when hopeless."""
         message = response.message
@@ -144,7 +140,7 @@ class OutputStep:
         calls: Sequence[ToolCall],
         content: str | None,
         ctx: RunContext[Any],
-        retries: dict[str, int],
+        retries: Mapping[str, int],
     ) -> Final | ReAsk:
         final = next((c for c in calls if c.name == OUTPUT_TOOL_NAME), None)
         if final is None:
@@ -162,7 +158,7 @@ class OutputStep:
         return Final(value, (ToolMessage(final.id, "Final result accepted.", final.name), *skipped))
 
     async def _read_untooled(
-        self, content: str | None, ctx: RunContext[Any], retries: dict[str, int]
+        self, content: str | None, ctx: RunContext[Any], retries: Mapping[str, int]
     ) -> Final | ReAsk:
         """No output-tool call. Where the tool is not forced, an answer whose text is valid JSON
         output is taken (small models answer so); anything else is asked to call the tool."""
@@ -196,24 +192,22 @@ class OutputStep:
         error: ToolRetry,
         raw: str | None,
         ctx: RunContext[Any],
-        retries: dict[str, int],
+        retries: Mapping[str, int],
         messages: tuple[Message, ...],
     ) -> ReAsk:
-        used = retries.get(_OUTPUT_KEY, 0) + 1
-        retries[_OUTPUT_KEY] = used
+        used = retries.get(OUTPUT_RETRIES, 0) + 1
         if used > self.retries:
             raise OutputValidationError(
                 f"the output stayed invalid after {self.retries} re-asks: {error.message}",
                 errors=error.message,
                 raw=raw,
             )
-        ctx.usage.retries += 1
         _log.info("output_retry", run_id=ctx.run_id, attempt=used, reason=error.message[:500])
         return ReAsk(messages)
 
 
-def _check_reserved(agent: Agent[Any]) -> None:
-    if any(t.name == OUTPUT_TOOL_NAME for t in agent.tools):
+def _check_reserved(tools: Mapping[str, object]) -> None:
+    if OUTPUT_TOOL_NAME in tools:
         raise UsageError(
             f"the tool name {OUTPUT_TOOL_NAME!r} is reserved for the output in output_mode 'tool' "
             "(the mode this model's profile gives); rename the tool or pick another output_mode"
@@ -226,7 +220,3 @@ def _reask_text(error: ToolRetry) -> str:
 
 def _reask_message(error: ToolRetry) -> UserMessage:
     return UserMessage(_reask_text(error))
-
-
-def output_retry_counts(retries: Mapping[str, int]) -> int:
-    return retries.get(_OUTPUT_KEY, 0)

@@ -9,7 +9,6 @@ call id still gets an answer in `messages`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
@@ -17,20 +16,29 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._errors import UsageError
-from .._events import PartialOutput, RunFinished, ToolCallFinished, TurnFinished
+from .._events import (
+    PartialOutput,
+    RunEvent,
+    RunFinished,
+    StreamDelta,
+    TextDelta,
+    ToolArgumentsDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnFinished,
+)
 from .._messages import Message, ModelRequest, ModelResponse, ToolCall, ToolMessage
 from .._output import OUTPUT_TOOL_NAME
 from .._result import RequestStats
+from .._wire.models import deliver
 from .dispatch import canonical_tool_name
-from .output_step import OutputStep
 
 if TYPE_CHECKING:
-    from .._agent import Agent, Prompt
     from .._context import RunContext
-    from .._limits import Limits
     from .._partial import PartialParser
     from .._result import RunResult
-    from .._settings import ModelSettings
+    from .._wire.models import Model
+    from .plan import RunArgs, RunPlan
 
 __all__ = ["RunStream"]
 
@@ -44,19 +52,9 @@ class RunStream(Generic[OutputT]):
     error that ended the run is raised from the iteration. `messages` is the live transcript.
     """
 
-    def __init__(
-        self,
-        agent: Agent[OutputT],
-        prompt: Prompt | None,
-        history: Sequence[Message] | None,
-        deps: Any,
-        settings: ModelSettings | None,
-        limits: Limits | None,
-        *,
-        buffer: int = 64,
-    ) -> None:
-        self._agent = agent
-        self._args = (prompt, history, deps, settings, limits)
+    def __init__(self, plan: RunPlan, args: RunArgs, *, buffer: int = 64) -> None:
+        self._plan = plan
+        self._args = args
         self._buffer = buffer
         self._result: RunResult[OutputT] | None = None
         self._error: BaseException | None = None
@@ -66,8 +64,8 @@ class RunStream(Generic[OutputT]):
         self._tool_mode = False
         self._tool_names: frozenset[str] = frozenset()
         self._tg: TaskGroup | None = None
-        self._send: MemoryObjectSendStream[Any] | None = None
-        self._receive: MemoryObjectReceiveStream[Any] | None = None
+        self._send: MemoryObjectSendStream[RunEvent] | None = None
+        self._receive: MemoryObjectReceiveStream[RunEvent] | None = None
 
     @property
     def result(self) -> RunResult[OutputT]:
@@ -80,7 +78,7 @@ class RunStream(Generic[OutputT]):
         return list(self._ctx.messages) if self._ctx is not None else []
 
     async def __aenter__(self) -> RunStream[OutputT]:
-        self._send, self._receive = anyio.create_memory_object_stream[Any](self._buffer)
+        self._send, self._receive = anyio.create_memory_object_stream[RunEvent](self._buffer)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self._produce)
@@ -101,7 +99,7 @@ class RunStream(Generic[OutputT]):
     def __aiter__(self) -> RunStream[OutputT]:
         return self
 
-    async def __anext__(self) -> Any:
+    async def __anext__(self) -> RunEvent:
         receive = self._receive
         if receive is None:
             raise UsageError("use `async with agent.run_stream(...) as stream` before iterating")
@@ -124,7 +122,7 @@ class RunStream(Generic[OutputT]):
         assert self._send is not None
         async with self._send:
             try:
-                result = await run_loop(self._agent, *self._args, sink=self)
+                result = await run_loop(self._plan, self._args, self)
             except Exception as exc:
                 self._error = exc
                 return
@@ -136,19 +134,11 @@ class RunStream(Generic[OutputT]):
     def attach(self, ctx: RunContext[Any]) -> None:
         self._ctx = ctx
 
-    async def stream_request(self, model: Any, request: ModelRequest) -> ModelResponse:
+    async def stream_request(self, model: Model, request: ModelRequest) -> ModelResponse:
         assert self._send is not None
         self._start_partial(model)
-        from .._wire.model_stream import whole_stream_deadline
-
         async with model.stream(request) as deltas:
-            with whole_stream_deadline(deltas):  # one scope, not one per chunk
-                async for delta in deltas:
-                    await self._emit(delta)
-                    partial = self._feed_partial(delta)
-                    if partial is not None:
-                        await self._emit(PartialOutput(partial))
-            response: ModelResponse = deltas.response
+            response = await deliver(deltas, self._on_delta)
         if self._partial is not None and (self._output_index is not None or not self._tool_mode):
             final = self._partial.flush()  # the whole text: the last partial is complete
             if final is not None:
@@ -156,7 +146,13 @@ class RunStream(Generic[OutputT]):
         await self._send.send(TurnFinished(RequestStats.of(response), response))
         return response
 
-    async def _emit(self, event: Any) -> None:
+    async def _on_delta(self, delta: StreamDelta) -> None:
+        await self._emit(delta)
+        partial = self._feed_partial(delta)
+        if partial is not None:
+            await self._emit(PartialOutput(partial))
+
+    async def _emit(self, event: RunEvent) -> None:
         """Send without a checkpoint while the buffer has room (reading the HTTP stream is one);
         wait for room otherwise (backpressure)."""
         assert self._send is not None
@@ -170,8 +166,8 @@ class RunStream(Generic[OutputT]):
         event = ToolCallFinished(call.id, call.name, answer.content, answer.is_error, duration)
         await self._send.send(event)
 
-    def _start_partial(self, model: Any) -> None:
-        step = OutputStep.for_agent(self._agent, model.profile)
+    def _start_partial(self, model: Model) -> None:
+        step = self._plan.output_step(model.profile)
         self._output_index = None
         self._partial = None
         if not step.spec.is_text:
@@ -181,10 +177,9 @@ class RunStream(Generic[OutputT]):
             self._tool_mode = step.mode == "tool"
             self._tool_names = frozenset(t.name for t in step.tools)
 
-    def _feed_partial(self, delta: Any) -> Any | None:
+    def _feed_partial(self, delta: StreamDelta) -> Any | None:
         if self._partial is None:
             return None
-        from .._wire.chunks import TextDelta, ToolArgumentsDelta, ToolCallStarted
 
         if self._tool_mode:
             if isinstance(delta, ToolCallStarted) and self._is_output_tool(delta.name):

@@ -18,14 +18,15 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from .._errors import UsageError
+from .._events import TextDelta, ToolArgumentsDelta, ToolCallStarted
 from .._messages import AssistantMessage, ModelRequest, ModelResponse, RequestUsage
-from .chunks import TextDelta, ToolArgumentsDelta, ToolCallStarted
 from .profiles import ModelProfile
 from .prompted import read_prompted_answer, read_prompted_calls
 
 if TYPE_CHECKING:
-    from .chunks import StreamDelta
+    from .._events import StreamDelta
     from .model_stream import HTTPModelStream
+    from .models import DeltaHandler
 
 __all__ = ["AdaptedStream", "adapt_response", "adapt_stream"]
 
@@ -198,6 +199,13 @@ class AdaptedStream:
         if self._whole:
             return self.response.usage
         return self.inner.usage
+
+    async def deliver(self, on_delta: DeltaHandler) -> ModelResponse:
+        """Every delta to `on_delta`, under the HTTP stream's one deadline scope."""
+        with self.deadline_scope():
+            async for delta in self:
+                await on_delta(delta)
+        return self.response
 
     @contextmanager
     def deadline_scope(self) -> Generator[None]:

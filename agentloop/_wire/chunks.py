@@ -19,10 +19,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any
 
 from .._errors import IncompleteStreamError, ProtocolError
+from .._events import (
+    ReasoningDelta,
+    RefusalDelta,
+    StreamDelta,
+    TextDelta,
+    ToolArgumentsDelta,
+    ToolCallStarted,
+)
 from .._messages import ModelResponse
 from .response import (
     REASONING_KEYS,
@@ -47,49 +54,6 @@ __all__ = [
     "ToolCallStarted",
 ]
 
-
-@dataclass(frozen=True, slots=True)
-class TextDelta:
-    """A fragment of the answer's text."""
-
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class RefusalDelta:
-    """A fragment of a refusal."""
-
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class ReasoningDelta:
-    """A fragment of the model's reasoning."""
-
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCallStarted:
-    """A tool call began; `index` is its position in the final ``tool_calls``."""
-
-    index: int
-    id: str
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class ToolArgumentsDelta:
-    """A fragment of the raw JSON arguments of the call at `index`."""
-
-    index: int
-    id: str
-    text: str
-
-
-StreamDelta: TypeAlias = (
-    TextDelta | RefusalDelta | ReasoningDelta | ToolCallStarted | ToolArgumentsDelta
-)
 
 _KNOWN_TOP = frozenset({"id", "model", "choices", "usage", "error"})
 _RARE_KEYS = frozenset(

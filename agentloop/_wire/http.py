@@ -1,6 +1,6 @@
 """Sending a chat-completions request: retries, the overall deadline, error answers, streams.
 
-`Transport` posts a JSON body to one URL. Each attempt has an overall deadline (connect, headers
+`Endpoint` posts a JSON body to one URL. Each attempt has an overall deadline (connect, headers
 and the whole body or stream) on top of httpx's per-read timeout, so a server that only sends
 keep-alive comments cannot hang a run. Failed attempts are retried by the `RetryPolicy`; once a
 stream's headers have arrived nothing is retried. httpx's exceptions never leave this module
@@ -48,8 +48,8 @@ __all__ = [
     "MAX_CONNECTIONS",
     "MAX_LESSONS",
     "ClientPool",
+    "Endpoint",
     "Relearn",
-    "Transport",
     "close_quietly",
     "scrub_error",
     "transport_error",
@@ -200,7 +200,7 @@ def _decode_json(raw: bytes) -> Any:
         return raw.decode("utf-8", "replace")
 
 
-class Transport:
+class Endpoint:
     """Posts bodies to one chat-completions URL, with retries and deadlines."""
 
     def __init__(
@@ -216,11 +216,11 @@ class Transport:
         max_connections: int | None = None,
     ) -> None:
         self.url = url
-        self.params = dict(params or {})
+        self.params: dict[str, str] = dict(params or {})
         self.timeout = timeout
         self.deadline = deadline
         self.policy = policy
-        self.pool = ClientPool(http_client, timeout, max_connections or MAX_CONNECTIONS)
+        self.pool: ClientPool = ClientPool(http_client, timeout, max_connections or MAX_CONNECTIONS)
         self.model_name = model_name
 
     async def aclose(self) -> None:

@@ -14,26 +14,29 @@ import contextlib
 from collections import deque
 from collections.abc import Generator, Mapping
 from types import TracebackType
-from typing import Any, Self, cast
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 import httpx
 
 from .._errors import APIError, APIStatusError, APITimeoutError, ProtocolError, UsageError
-from .._messages import ModelResponse, RequestUsage
-from .chunks import (
+from .._events import (
     ReasoningDelta,
     RefusalDelta,
-    StreamAccumulator,
     StreamDelta,
     TextDelta,
     ToolArgumentsDelta,
     ToolCallStarted,
 )
-from .http import Relearn, Transport, close_quietly, scrub_error, transport_error
+from .._messages import ModelResponse, RequestUsage
+from .chunks import StreamAccumulator
+from .http import Endpoint, Relearn, close_quietly, scrub_error, transport_error
 from .sse import SSEDecoder
 
-__all__ = ["HTTPModelStream", "response_deltas", "whole_stream_deadline"]
+if TYPE_CHECKING:
+    from .models import DeltaHandler
+
+__all__ = ["HTTPModelStream", "response_deltas"]
 
 _MAX_EVENT = 16 * 1024 * 1024
 
@@ -58,17 +61,6 @@ def response_deltas(response: ModelResponse) -> list[StreamDelta]:
     return deltas
 
 
-def whole_stream_deadline(stream: object) -> contextlib.AbstractContextManager[None]:
-    """One deadline scope around a whole iteration, for a reader that iterates in one task and
-    holds no scope across a yield (the run's own streaming task); a no-op for other streams."""
-    scope = getattr(stream, "deadline_scope", None)  # `HTTPModelStream` and streams around one
-    return (
-        cast("contextlib.AbstractContextManager[None]", scope())
-        if callable(scope)
-        else (contextlib.nullcontext())
-    )
-
-
 class HTTPModelStream:
     """One streamed request: ``async with`` opens it, iteration yields `StreamDelta`s.
 
@@ -78,14 +70,14 @@ class HTTPModelStream:
 
     def __init__(
         self,
-        transport: Transport,
+        endpoint: Endpoint,
         content: bytes,
         headers: Mapping[str, str],
         deadline: float | None,
         secret: str,
         relearn: Relearn | None = None,
     ) -> None:
-        self._transport = transport
+        self._endpoint = endpoint
         self._content = content
         self._relearn = relearn
         self._headers = headers
@@ -108,31 +100,31 @@ class HTTPModelStream:
 
     async def __aenter__(self) -> Self:
         self._started = anyio.current_time()
-        transport = self._transport
+        endpoint = self._endpoint
 
         async def attempt() -> httpx.Response | ModelResponse:
             await self._take_slot()
             try:
                 self._attempt_start = anyio.current_time()
-                response, end = await transport.open(
+                response, end = await endpoint.open(
                     self._content, self._headers, self._deadline, self._secret
                 )
                 self._end = end
                 kind = response.headers.get("content-type", "").lower()
                 if not kind or kind.startswith("text/event-stream"):
                     return response  # the slot is held until the stream is closed
-                raw = await transport.read_body(response, end, self._secret)
+                raw = await endpoint.read_body(response, end, self._secret)
             except BaseException:
                 self._release_slot()
                 raise
             self._release_slot()
             if kind.startswith("application/json"):
                 # The server ignored `stream: true` and answered with a whole completion.
-                return transport.parse_body(raw)
+                return endpoint.parse_body(raw)
             snippet = raw[:200].decode("utf-8", "replace")
             raise ProtocolError(f"expected an event stream, got {kind!r}: {snippet!r}")
 
-        opened, self._retries = await transport.retrying(attempt, self._secret, self._swap)
+        opened, self._retries = await endpoint.retrying(attempt, self._secret, self._swap)
         if isinstance(opened, ModelResponse):
             self._pending.extend(response_deltas(opened))
             self._finish(opened)
@@ -169,7 +161,7 @@ class HTTPModelStream:
         self._release_slot()
 
     async def _take_slot(self) -> None:
-        limiter = self._transport.pool.slots()
+        limiter = self._endpoint.pool.slots()
         if limiter is not None:
             await limiter.acquire_on_behalf_of(self)
             self._slot = limiter
@@ -179,10 +171,17 @@ class HTTPModelStream:
         if slot is not None:
             slot.release_on_behalf_of(self)
 
+    async def deliver(self, on_delta: DeltaHandler) -> ModelResponse:
+        """Every delta to `on_delta` under one deadline scope (see `models.deliver`)."""
+        with self.deadline_scope():
+            async for delta in self:
+                await on_delta(delta)
+        return self.response
+
     @contextlib.contextmanager
     def deadline_scope(self) -> Generator[None]:
-        """Hold one cancel scope at the attempt's deadline while the caller iterates (in this
-        task, with no yield to other code inside); the reads then skip their own."""
+        """Hold one cancel scope at the attempt's deadline while this task iterates (with no
+        yield to other code inside); the reads then skip their own."""
         if self._chunks is None or self._outer_scope:
             yield
             return
@@ -197,7 +196,7 @@ class HTTPModelStream:
             raise self._timeout_error() from TimeoutError()
 
     def _timeout_error(self) -> APITimeoutError:
-        limit = self._transport.deadline if self._deadline is None else self._deadline
+        limit = self._endpoint.deadline if self._deadline is None else self._deadline
         return APITimeoutError(f"the stream did not end within its {limit:g} s deadline")
 
     def __aiter__(self) -> Self:
@@ -264,4 +263,4 @@ class HTTPModelStream:
         final = response.replace(
             retries=self._retries, time_to_first_token=ttft, latency=now - self._started
         )
-        self._final = self._transport.finished(final, stream=True)
+        self._final = self._endpoint.finished(final, stream=True)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import signal
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, Unpack
 
 from .._errors import APIConnectionError, APIError, ProtocolError
 from .._messages import ModelRequest, ModelResponse
-from .._wire.models import OpenAICompatible
+from .._wire.compatible import OpenAICompatible
+from .._wire.models import DeltaHandler, deliver
+from .._wire.options import ClientOptions
 
 __all__ = ["LocalModel", "LocalServerError", "describe_exit"]
 
@@ -80,8 +82,10 @@ class LocalModel(OpenAICompatible):
     """`OpenAICompatible` for a `LocalServer`: a request that fails because the server process
     died raises `LocalServerError` (exit code, last lines) instead of a bare connection error."""
 
-    def __init__(self, model: str, *, died: DeathCheck, **options: Any) -> None:
-        super().__init__(model, **options)
+    def __init__(
+        self, model: str, *, base_url: str, died: DeathCheck, **options: Unpack[ClientOptions]
+    ) -> None:
+        super().__init__(model, base_url=base_url, **options)
         self._died = died
 
     async def request(self, request: ModelRequest) -> ModelResponse:
@@ -138,6 +142,16 @@ class _GuardedStream:
     async def __anext__(self) -> Any:
         try:
             return await self._inner.__anext__()
+        except _DEAD_SERVER_SYMPTOMS as exc:
+            dead = await _dead(exc, self._died)
+            if dead is None:
+                raise
+            raise dead from exc
+
+    async def deliver(self, on_delta: DeltaHandler) -> ModelResponse:
+        """The inner stream's `deliver` (its deadline, its speed), a dead server's errors turned."""
+        try:
+            return await deliver(self._inner, on_delta)
         except _DEAD_SERVER_SYMPTOMS as exc:
             dead = await _dead(exc, self._died)
             if dead is None:

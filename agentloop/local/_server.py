@@ -11,13 +11,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self, cast
+from typing import IO, Self, Unpack, cast
 
 import httpx
 
 from .._errors import UsageError
 from .._prices import ModelInfo, lookup_model, register_model
 from .._settings import ModelSettings
+from .._wire.options import ClientOptions
 from ._backends import (
     Backend,
     choose_backend,
@@ -81,7 +82,7 @@ class LocalServer:
         chat_format: str = "chatml-function-calling",
         extra_args: Sequence[str] = (),
     ) -> None:
-        self.model_path = Path(model_path) if model_path is not None else find_smollm2_gguf()
+        self.model_path: Path = Path(model_path) if model_path is not None else find_smollm2_gguf()
         if not self.model_path.is_file():
             raise UsageError(f"no model file at {str(self.model_path)!r}")
         if not startup_timeout > 0 or n_ctx < 1 or max_tokens < 1:
@@ -89,13 +90,13 @@ class LocalServer:
         if n_threads is not None and n_threads < 1:
             raise UsageError(f"n_threads must be at least 1, not {n_threads}")
         self.backend: Backend = choose_backend(backend)
-        self.port = port or free_port()
+        self.port: int = port or free_port()
         self.n_ctx = n_ctx
-        self.n_threads = n_threads or default_threads()
+        self.n_threads: int = n_threads or default_threads()
         self.max_tokens = max_tokens
         self.startup_timeout = startup_timeout
         self.chat_format = chat_format
-        self.extra_args = tuple(extra_args)
+        self.extra_args: tuple[str, ...] = tuple(extra_args)
         self.supports_tools: bool | None = None
         """What llama-server's ``/props`` said of the chat template (None: not asked)."""
         self._process: subprocess.Popen[bytes] | None = None
@@ -138,7 +139,7 @@ class LocalServer:
             return ["--exec", str(llama_server_binary())]
         return ["llama_cpp.server"]
 
-    def model(self, **options: Any) -> LocalModel:
+    def model(self, **options: Unpack[ClientOptions]) -> LocalModel:
         """A model for this server (options go to `OpenAICompatible`).
 
         Its profile is the backend's (`LLAMA_SERVER_PROFILE` or `LLAMA_CPP_PROFILE`); when

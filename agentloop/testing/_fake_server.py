@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 if TYPE_CHECKING:
-    from .._wire.models import OpenAICompatible
+    from .._wire.compatible import OpenAICompatible
     from .._wire.profiles import ModelProfile
 
 __all__ = ["FakeServer", "Reply", "ScriptItem", "error", "reply", "tool_call"]
@@ -79,12 +79,12 @@ class FakeServer:
         self.script: list[ScriptItem] = list(script)
         self.model_name = model_name
         self.requests: list[dict[str, Any]] = []
-        self.overrun = False
-        self.transport = httpx.MockTransport(self._handle)
+        self.overrun: bool = False
+        self.transport: httpx.MockTransport = httpx.MockTransport(self._handle)
 
     def model(self, profile: ModelProfile | None = None, **options: Any) -> OpenAICompatible:
         """An `OpenAICompatible` model wired to this server (OpenAI's profile by default)."""
-        from .._wire.models import OpenAICompatible
+        from .._wire.compatible import OpenAICompatible
         from .._wire.profiles import OPENAI_PROFILE
 
         client = httpx.AsyncClient(transport=self.transport, base_url="http://fake.test/v1")

@@ -22,7 +22,7 @@ from .._messages import (
 from .._wire.profiles import OPENAI_PROFILE, ModelProfile
 
 if TYPE_CHECKING:
-    from .._wire.chunks import StreamDelta
+    from .._events import StreamDelta
 
 __all__ = ["FunctionModel", "RequestInfo"]
 
@@ -61,7 +61,7 @@ class FunctionModel:
         self.function = function
         self.name = name
         self.profile = profile
-        self.calls = 0
+        self.calls: int = 0
 
     def __repr__(self) -> str:
         return f"FunctionModel(name={self.name!r})"
@@ -124,7 +124,7 @@ class _ReplayStream:
 
 
 def _deltas(message: AssistantMessage) -> list[StreamDelta]:
-    from .._wire.chunks import RefusalDelta, TextDelta, ToolArgumentsDelta, ToolCallStarted
+    from .._events import RefusalDelta, TextDelta, ToolArgumentsDelta, ToolCallStarted
 
     deltas: list[StreamDelta] = [TextDelta(p) for p in _pieces(message.content or "")]
     deltas += [RefusalDelta(p) for p in _pieces(message.refusal or "")]

@@ -1,0 +1,102 @@
+"""`RunState`: the one owner of a run's mutable state, written by the loop alone.
+
+The transcript, the usage, the cost, the request figures, the retry counts and the turns all
+change here and nowhere else: stages return values (a response, a `ReAsk`, a `ToolOutcome`) and
+the loop hands them to the state. `RunContext` (what tools and validators see) shares the state's
+transcript, usage and retry counts, read-only by convention.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from .._context import RunContext
+from .._errors import AgentloopError
+from .._messages import Message, ModelResponse
+from .._prices import CostMeter
+from .._result import RequestStats, RunResult, RunTiming
+from .._usage import Usage
+from .dispatch import ToolOutcome
+
+__all__ = ["RunState"]
+
+
+class RunState:
+    """A run's transcript and totals (see the module). `ctx` is the context tools receive."""
+
+    __slots__ = ("_retries", "_started", "ctx", "meter", "model_name", "stats", "turns")
+
+    def __init__(self, deps: Any, model_name: str) -> None:
+        self._retries: dict[str, int] = {}
+        self.ctx: RunContext[Any] = RunContext(
+            deps, Usage(), [], uuid.uuid4().hex[:16], self._retries
+        )
+        self.meter = CostMeter()
+        self.model_name = model_name
+        self.stats: list[RequestStats] = []
+        self.turns = 0
+        self._started = time.perf_counter()
+
+    @property
+    def messages(self) -> list[Message]:
+        return self.ctx.messages
+
+    @property
+    def usage(self) -> Usage:
+        return self.ctx.usage
+
+    @property
+    def run_id(self) -> str:
+        return self.ctx.run_id
+
+    @property
+    def cost(self) -> float | None:
+        """USD so far; None once any request's cost is unknown."""
+        return self.meter.total
+
+    def extend(self, messages: Iterable[Message]) -> None:
+        self.ctx.messages.extend(messages)
+
+    def add_response(self, response: ModelResponse) -> None:
+        """A model turn: its message joins the transcript; its usage, cost and figures count."""
+        self.account(response)
+        self.stats.append(RequestStats.of(response))
+        self.ctx.messages.append(response.message)
+
+    def account(self, response: ModelResponse) -> None:
+        """The usage and cost of a request (also one the transcript does not keep)."""
+        self.ctx.usage.add_request(response.usage, retries=response.retries)
+        self.meter.add(self.model_name, response.usage)
+
+    def add_tool_outcome(self, outcome: ToolOutcome) -> None:
+        """A turn's tool answers join the transcript; its calls and retries count."""
+        self.ctx.messages.extend(outcome.answers)
+        self.ctx.usage.tool_calls += len(outcome.answers)
+        for key in outcome.retried:
+            self.count_retry(key)
+
+    def count_retry(self, key: str) -> None:
+        self._retries[key] = self._retries.get(key, 0) + 1
+        self.ctx.usage.retries += 1
+
+    def result(self, output: Any) -> RunResult[Any]:
+        elapsed = time.perf_counter() - self._started
+        stats = tuple(self.stats)
+        return RunResult(
+            output,
+            list(self.ctx.messages),
+            self.ctx.usage.copy(),
+            self.meter.total,
+            stats,
+            RunTiming.of(stats, elapsed),
+            self.ctx.run_id,
+        )
+
+    def attach_to(self, error: AgentloopError) -> None:
+        """A failed run loses nothing: the error carries the transcript, usage and cost."""
+        error.messages = list(self.ctx.messages)
+        error.usage = self.ctx.usage.copy()
+        error.cost = self.meter.total
