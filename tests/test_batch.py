@@ -1,4 +1,4 @@
-"""agentloop.batch: bounded concurrency, retries, sinks, resume, stopping, flat memory."""
+"""agentloop.batch: concurrency, retries, sinks, resume, stopping, flat memory, unknown usage."""
 
 from __future__ import annotations
 
@@ -13,18 +13,19 @@ import anyio
 import httpx
 import pytest
 from pydantic import BaseModel
+from support.unreported import UNKNOWN, silent
 
-from agentloop import DEFAULT_PROFILE, Agent, OpenAICompatible, UsageError
+from agentloop import DEFAULT_PROFILE, Agent, OpenAICompatible, Usage, UsageError
 from agentloop.batch import (
     BatchItem,
     BatchProgress,
+    BatchSummary,
     JSONLSink,
     ProgressBar,
-    read_folder,
-    read_jsonl,
     run_batch,
     run_batch_sync,
 )
+from agentloop.testing import FakeServer, reply
 
 pytestmark = pytest.mark.anyio
 
@@ -246,12 +247,6 @@ async def test_progress_bar_draws_the_final_state(tmp_path: Path) -> None:
     assert last.startswith("extract [") and "7/7" in last and "ok 6 failed 1" in last
 
 
-def test_render_shows_eta_and_skips() -> None:
-    bar = ProgressBar(io.StringIO())
-    line = bar.render(BatchProgress(8, 2, 10, 3, 40, 0.5, 5.0))
-    assert "20/40" in line and "skipped 10" in line and "2.0/s" in line and "eta 10s" in line
-
-
 def test_run_batch_sync(tmp_path: Path) -> None:
     summary = run_batch_sync(agent_for(Server()), docs(3), tmp_path / "s.jsonl")
     assert summary.succeeded == 3 and "succeeded 3" in str(summary)
@@ -262,35 +257,6 @@ def test_bad_options_are_usage_errors() -> None:
         run_batch_sync(agent_for(Server()), [], None, concurrency=0)
     with pytest.raises(UsageError, match="two different files"):
         JSONLSink("a.jsonl", "a.jsonl")
-
-
-def test_read_folder_is_sorted_and_keyed_by_relative_path(tmp_path: Path) -> None:
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "b.txt").write_text("B")
-    (tmp_path / "a.txt").write_text("A")
-    (tmp_path / "sub" / "c.txt").write_text("C")
-    (tmp_path / "skip.md").write_text("no")
-    found = list(read_folder(tmp_path, "**/*.txt"))
-    assert found == [
-        {"id": "a.txt", "text": "A"},
-        {"id": "b.txt", "text": "B"},
-        {"id": "sub/c.txt", "text": "C"},
-    ]
-    with pytest.raises(UsageError, match="not a folder"):
-        list(read_folder(tmp_path / "missing"))
-
-
-def test_read_jsonl_keys_records_and_rejects_bad_lines(tmp_path: Path) -> None:
-    path = tmp_path / "in.jsonl"
-    path.write_text('{"id": 7, "text": "a"}\n\n"just text"\n{"text": "b"}\n')
-    assert list(read_jsonl(path)) == [
-        {"id": 7, "text": "a"},
-        {"text": "just text", "id": "line-3"},
-        {"text": "b", "id": "line-4"},
-    ]
-    path.write_text('{"id": 1}\nnot json\n')
-    with pytest.raises(UsageError, match=":2: not JSON"):
-        list(read_jsonl(path))
 
 
 async def test_run_with_retries_counts_the_failed_attempts_too(monkeypatch) -> None:
@@ -321,3 +287,23 @@ async def test_run_with_retries_counts_the_failed_attempts_too(monkeypatch) -> N
     with pytest.raises(OutputValidationError):
         await run_with_retries(agent, "Bob", again, retries=0)
     assert (again.attempts, again.usage.requests) == (1, 1)
+
+
+def test_batch_summary_says_unknown() -> None:
+    summary = BatchSummary(succeeded=2, usage=Usage(requests=2, unreported_requests=2))
+    assert f"requests 2, {UNKNOWN}, retries 0" in str(summary)
+    partial = BatchSummary(usage=Usage(requests=3, input_tokens=9, unreported_requests=1))
+    assert "at least 9/0 tokens in/out (1 of 3 requests unreported)" in str(partial)
+
+
+@pytest.mark.anyio
+async def test_batch_records_flag_unreported_requests(tmp_path: Path) -> None:
+    with FakeServer([silent("a"), reply("b")], model_name="my-local") as server:
+        out = tmp_path / "out.jsonl"
+        summary = await run_batch(
+            Agent(server.model()), ["one", "two"], out, concurrency=1, progress=False
+        )
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r.get("unreported_requests") for r in records] == [1, None]
+    assert summary.usage.unreported_requests == 1
+    assert "(1 of 2 requests unreported)" in str(summary)

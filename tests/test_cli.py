@@ -13,8 +13,14 @@ from typing import Any
 
 import pytest
 from support.local_server import LocalServer, Recorded, Reply, sse
+from support.terminal import CLEAR, Clock, Terminal, drained
+from support.unreported import UNKNOWN
 
-from agentloop._cli import main
+from agentloop import WorkingLine
+from agentloop._cli import (
+    _Answer,  # pyright: ignore[reportPrivateUsage]
+    main,
+)
 
 TOOLS_MODULE = '''
 from agentloop import tool
@@ -27,6 +33,7 @@ def get_weather(city: str) -> dict:
 def helper():  # not a tool: not loaded from the module, only by name
     return 1
 '''
+
 
 SCHEMA_MODULE = """
 from pydantic import BaseModel
@@ -229,3 +236,68 @@ def test_the_console_script_entry_point_runs() -> None:
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 0 and "--schema" in done.stdout and "--no-resume" in done.stdout
+
+
+def _no_usage_answer(recorded: Recorded) -> Reply:
+    body = recorded.json()
+    text = f"Echo {body['messages'][-1]['content']}"
+    if not body.get("stream"):
+        message = {"role": "assistant", "content": text}
+        choice = {"index": 0, "message": message, "finish_reason": "stop"}
+        return Reply(json_body={"id": "x", "model": "m", "choices": [choice]})
+    base = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m"}
+    chunks = [
+        base | {"choices": [{"index": 0, "delta": {"content": word}}]}
+        for word in re.findall(r"\S+\s*", text)
+    ]
+    chunks.append(base | {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    return Reply.stream(sse(*chunks))  # no usage chunk, whatever the request asked
+
+
+@pytest.fixture
+def no_usage_server() -> Iterator[LocalServer]:
+    with LocalServer(_no_usage_answer) as running:
+        yield running
+
+
+@pytest.mark.parametrize("mode", [[], ["--no-stream"]], ids=["streamed", "whole"])
+def test_cli_chat_says_the_usage_is_unknown(
+    no_usage_server: LocalServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    mode: list[str],
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("hello\n/exit\n"))
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    code = main(["chat", "--model", "m", "--base-url", no_usage_server.base_url, *mode])
+    assert code == 0
+    text = out.getvalue()
+    assert "agent> Echo hello" in text
+    assert f"(1 requests, {UNKNOWN}, cost unknown, " in text
+    assert "0/0 tokens" not in text
+    assert capsys.readouterr().err == ""  # stderr is no terminal and the turn was quick
+    assert bool(no_usage_server.requests[0].json().get("stream")) == (not mode)
+
+
+def test_the_chat_answer_keeps_its_line_clear_of_the_status(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock, tty, out = Clock(), Terminal(), io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    line = WorkingLine(tty, clock=clock)
+    line.begin()
+    answer = _Answer(line)
+    clock.now += 2
+    line.tick()  # the status has the line to itself: "agent> " waits
+    assert out.getvalue() == "" and drained(tty).endswith("(2 s)")
+    answer.write("Hello")
+    assert out.getvalue() == "agent> Hello" and drained(tty) == CLEAR
+    clock.now += 2
+    line.tick()
+    assert drained(tty) == ""  # mid-line: never drawn over the answer
+    answer.write("\n  [tool f] -> done\n")
+    line.begin()
+    clock.now += 2
+    line.tick()
+    assert drained(tty).endswith("(2 s)")  # a fresh line: shown again

@@ -13,7 +13,16 @@ import anyio
 import pytest
 from pydantic import BaseModel
 
-from agentloop import Agent, RunContext, ToolRetry, UsageError, tool
+from agentloop import (
+    Agent,
+    AssistantMessage,
+    ModelResponse,
+    RequestUsage,
+    RunContext,
+    ToolRetry,
+    UsageError,
+    tool,
+)
 from agentloop._durable import (
     DurableModel,
     StepKind,
@@ -165,3 +174,12 @@ def test_responses_round_trip_through_json() -> None:
     data = response_to_json(response)
     assert json.loads(json.dumps(data)) == data
     assert response_from_json(data) == response
+
+
+def test_the_flag_round_trips_through_durable_json() -> None:
+    response = ModelResponse(AssistantMessage("hi"), RequestUsage(reported=False))
+    data = response_to_json(response)
+    assert data["usage"]["reported"] is False
+    assert response_from_json(json.loads(json.dumps(data))) == response
+    old = dict(data, usage={k: v for k, v in data["usage"].items() if k != "reported"})
+    assert response_from_json(old).usage.reported  # data written before the field: reported

@@ -1,4 +1,4 @@
-"""The task-agent and workflow examples, offline: what they claim to show holds."""
+"""The examples, offline: what they claim to show holds."""
 
 from __future__ import annotations
 
@@ -58,3 +58,40 @@ def test_workflow_runs_checks_together_and_release_steps_in_order(load: Loader) 
     report = result.output
     assert isinstance(report, example.ReleaseReport) and report.published and report.tagged
     assert [c.name for c in report.checks] == ["lint", "unit", "build"]
+
+
+@pytest.mark.anyio
+async def test_the_4k_example_runs_offline_within_the_window(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "examples" / "context_window_4k.py"
+    spec = importlib.util.spec_from_file_location("context_window_4k", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    await example.run_offline()
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    table = [row for row in rows if row and row[0].isdigit()]
+    assert len(table) == 21  # 20 tool turns and the answer
+    assert all(row[-1] == "yes" for row in table)
+    assert max(int(row[4]) for row in table) <= 4095 - 1023
+    assert int(table[-1][3]) > 0  # older turns were dropped from what was sent
+    assert rows[-1][1] == f"'{example._errors_in_log()}'"
+
+
+@pytest.mark.anyio
+async def test_quickstart_prints_its_usage_and_nothing_on_stderr(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AGENTLOOP_DEMO", "fake")
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "examples"))
+    sys.modules.pop("quickstart", None)
+    result = await importlib.import_module("quickstart").main()
+    printed = capsys.readouterr()
+    usage = result.usage
+    tokens = f"{usage.input_tokens}/{usage.output_tokens} tokens in/out"
+    assert f"requests=2 tool_calls=2, {tokens}, cost=" in printed.out
+    assert printed.err == ""

@@ -21,7 +21,7 @@ from uuid import UUID
 import pytest
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel, Field
-from test_schema_strict import strict_subset_violations
+from test_schema import strict_subset_violations
 from typing_extensions import TypedDict
 
 from agentloop._context import RunContext

