@@ -4,8 +4,8 @@
 request (with retries, up to the response headers), iterating reads the event stream under the
 request's overall deadline, leaving (or being cancelled) closes the response at once. No cancel
 scope is held across a yield: each read gets its own scope ending at the same deadline, unless
-the reader holds one around its whole iteration (`whole_stream_deadline`, about a quarter of the
-client CPU per chunk).
+the deltas are taken with `deliver` (the streamed run does), which holds one scope around the
+whole iteration (about a quarter of the client CPU per chunk less).
 """
 
 from __future__ import annotations
