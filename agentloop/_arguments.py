@@ -2,15 +2,19 @@
 
 Every failure raises `ArgumentProblems` with compact lines (``path: what was expected (got what
 came)``), bounded in count and size; the tool turns them into an `InvalidArguments` signal.
+Before failing, what has one reading is read so (`agentloop._argument_repair`): arguments written
+as a Python literal, and for raw-schema tools the values Pydantic's lax mode would accept.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
+from ._argument_repair import lax_value, near_json
 from ._schema_walk import admits_null, as_schema, resolve_ref
 
 if TYPE_CHECKING:
@@ -62,6 +66,9 @@ def load_arguments(raw: str | None) -> dict[str, Any]:
     try:
         value: Any = json.loads(raw)
     except json.JSONDecodeError as exc:
+        repaired = near_json(raw)
+        if repaired is not None:
+            return repaired
         start = max(exc.pos - 30, 0)
         near = raw[start : exc.pos + 30]
         raise ArgumentProblems(
@@ -236,14 +243,39 @@ class JsonSchemaArguments:
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
         data = fill_null_defaults(data, self.schema, self.schema)
         errors = sorted(self.validator.iter_errors(data), key=lambda e: list(map(str, e.path)))
+        if not errors:
+            return data
+        coerced = _lax(data, errors)
+        if coerced is not None:  # what is left wrong is what the model hears of
+            data = coerced
+            errors = sorted(self.validator.iter_errors(data), key=lambda e: list(map(str, e.path)))
+            if not errors:
+                return data
         lines: list[str] = []
         for error in errors:
             for line in _jsonschema_lines(error):
                 if line not in lines:
                     lines.append(line)
-        if lines:
-            raise ArgumentProblems(lines)
-        return data
+        raise ArgumentProblems(lines)
+
+
+def _lax(data: dict[str, Any], errors: Iterable[ValidationError]) -> dict[str, Any] | None:
+    """`data` with each value of the wrong type that has one lax reading read so (as Pydantic's
+    lax mode would), or None when no value could be."""
+    fixed = copy.deepcopy(data)
+    changed = False
+    for error in errors:
+        path = list(error.absolute_path)
+        if error.validator != "type" or not path:
+            continue
+        ok, value = lax_value(error.instance, cast("str | list[str]", error.validator_value))
+        if ok:
+            parent: Any = fixed
+            for part in path[:-1]:
+                parent = parent[part]
+            parent[path[-1]] = value
+            changed = True
+    return fixed if changed else None
 
 
 def _jsonschema_lines(error: ValidationError) -> list[str]:

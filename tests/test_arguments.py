@@ -329,9 +329,9 @@ def test_the_example_from_the_brief() -> None:
             """(position 10), near '{"s": "a" "i": 1}'""",
         ),
         (
-            "{'s': 1}",
+            "{'s': 'a', 'i': [1, 2}",
             "the arguments are not valid JSON: Expecting property name enclosed in double quotes "
-            "at line 1, column 2 (position 1), near \"{'s': 1}\"",
+            "at line 1, column 2 (position 1), near \"{'s': 'a', 'i': [1, 2}\"",
         ),
         (
             '{"s": "unterminated',
