@@ -6,9 +6,10 @@ STAMP := $(VENV)/.installed
 LOCAL_STAMP := $(VENV)/.installed-local
 DOCS_STAMP := $(VENV)/.installed-docs
 SCALE_STAMP := $(VENV)/.installed-scale
+BFCL_STAMP := $(VENV)/.installed-bfcl
 BENCH_VENV := tools/bench/.venv
 
-.PHONY: test lint demo fmt clean e2e docs scale bench bench-quick
+.PHONY: test lint demo fmt clean e2e docs scale bench bench-quick accuracy
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -78,6 +79,19 @@ bench: $(BENCH_VENV)/.installed
 
 bench-quick: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python tools/bench/run.py --quick
+
+# The BFCL accuracy benchmark (tools/bfcl): BFCL's questions through agentloop, a raw request and
+# pydantic-ai on the local model, scored by BFCL's own checker. bfcl-eval goes in with --no-deps
+# (only its data and its checker are used); pydantic-ai with its own dependencies.
+$(BFCL_STAMP): tools/bfcl/requirements.txt | $(STAMP)
+	grep -v '^bfcl-eval' tools/bfcl/requirements.txt > $(VENV)/bfcl-requirements.txt
+	$(BIN)/python -m pip install --quiet -r $(VENV)/bfcl-requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps $$(grep '^bfcl-eval==' tools/bfcl/requirements.txt)
+	touch $(BFCL_STAMP)
+
+# A fixed, seeded sample (about 15 minutes on 2 cores); ARGS="--full" asks every case.
+accuracy: $(LOCAL_STAMP) $(BFCL_STAMP)
+	$(BIN)/python tools/bfcl/run.py $(ARGS)
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .
