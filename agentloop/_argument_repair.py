@@ -30,6 +30,7 @@ _JSON_NAMES = {"true": "True", "false": "False", "null": "None"}
 _INTEGER = re.compile(r"[+-]?\d+")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _BOOLEANS = {"true": True, "false": False}
+_NONE = object()  # no reading (None is a value)
 
 
 def near_json(raw: str) -> dict[str, Any] | None:
@@ -73,9 +74,6 @@ def lax_value(value: Any, expected: str | Sequence[str]) -> tuple[bool, Any]:
     if len(readings) != 1:
         return False, value
     return True, readings[0]
-
-
-_NONE = object()
 
 
 def _as(value: Any, kind: str) -> Any:

@@ -22,18 +22,7 @@ def test_the_server_process_exits_when_its_owner_is_killed(tmp_path: Path) -> No
         f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
         "time.sleep(60)\n"
     )
-    process = subprocess.Popen([sys.executable, "-c", owner])
-    deadline = time.monotonic() + 20
-    while not pid_file.exists() or not pid_file.read_text():
-        assert time.monotonic() < deadline, "the owner did not start its child"
-        time.sleep(0.05)
-    child = int(pid_file.read_text())
-    assert alive(child)
-    process.kill()
-    process.wait()
-    while alive(child):
-        assert time.monotonic() < deadline, "the orphaned server is still running"
-        time.sleep(0.1)
+    _kill_owner_then_wait_for_the_child(owner, pid_file)
 
 
 def test_a_program_run_by_the_launcher_exits_when_the_owner_is_killed(tmp_path: Path) -> None:
@@ -48,18 +37,7 @@ def test_a_program_run_by_the_launcher_exits_when_the_owner_is_killed(tmp_path: 
         f" '--exec', sys.executable, '-c', {program!r}])\n"
         "time.sleep(60)\n"
     )
-    process = subprocess.Popen([sys.executable, "-c", owner])
-    deadline = time.monotonic() + 20
-    while not pid_file.exists() or not pid_file.read_text():
-        assert time.monotonic() < deadline, "the launcher did not start its program"
-        time.sleep(0.05)
-    child = int(pid_file.read_text())
-    assert alive(child)
-    process.kill()
-    process.wait()
-    while alive(child):
-        assert time.monotonic() < deadline, "the orphaned program is still running"
-        time.sleep(0.1)
+    _kill_owner_then_wait_for_the_child(owner, pid_file)
 
 
 def test_stop_ends_the_program_behind_the_launcher(weights: Path) -> None:
@@ -71,3 +49,20 @@ def test_stop_ends_the_program_behind_the_launcher(weights: Path) -> None:
     while alive(pid):
         assert time.monotonic() < deadline, "the program outlived the launcher"
         time.sleep(0.05)
+
+
+def _kill_owner_then_wait_for_the_child(owner: str, pid_file: Path) -> None:
+    """Run `owner` (Python code whose child writes its pid to `pid_file`), kill it, and wait
+    for the child to end on its own: it must not outlive its owner."""
+    process = subprocess.Popen([sys.executable, "-c", owner])
+    deadline = time.monotonic() + 20
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, "the owner did not start its child"
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    assert alive(child)
+    process.kill()
+    process.wait()
+    while alive(child):
+        assert time.monotonic() < deadline, "the orphaned child is still running"
+        time.sleep(0.1)
