@@ -73,6 +73,9 @@ class ToolOptions(TypedDict, total=False):
     """Run only if the agent's approver says yes."""
     max_retries: int
     """How many `ToolRetry` (invalid arguments too) go back to the model before the run fails."""
+    rerun: bool
+    """Run again when called again with the same arguments in one run (a clock, a random draw,
+    a status to poll). By default such a repeat gets the earlier call's result and does not run."""
 
 
 class ToolChanges(ToolOptions, total=False):
@@ -110,6 +113,7 @@ class Tool:
     sequential: bool = False
     requires_approval: bool = False
     max_retries: int = 2
+    rerun: bool = False
     is_async: bool = field(init=False, repr=False, compare=False)
     _strict: StrictResult | SchemaError = field(init=False, repr=False, compare=False)
     _definitions: dict[bool | None, ToolDefinition] = field(

@@ -351,6 +351,11 @@ async def test_raw_client_undecodable_and_errors(cases: dict[str, Case]) -> None
         await client.aclose()
 
 
+def agentloop_client(server: FakeServer) -> AgentloopClient:
+    http_client = httpx.AsyncClient(transport=server.transport)
+    return AgentloopClient(BASE_URL, "m", http_client=http_client, profile=OPENAI_PROFILE)
+
+
 @pytest.mark.anyio
 async def test_agentloop_client_records_validated_calls(cases: dict[str, Case]) -> None:
     case = cases["parallel_multiple_1"]
@@ -361,12 +366,7 @@ async def test_agentloop_client_records_validated_calls(cases: dict[str, Case]) 
         reply("The areas are 21 and 78.5."),
     ]
     with FakeServer(script) as server:
-        client = AgentloopClient(
-            BASE_URL,
-            "m",
-            http_client=httpx.AsyncClient(transport=server.transport),
-            profile=OPENAI_PROFILE,
-        )
+        client = agentloop_client(server)
         calls = await client.answer(case)
     # validated: "7" for a number was read as 7 before the tool got it
     assert sorted(calls, key=str) == sorted(
@@ -382,17 +382,25 @@ async def test_agentloop_client_records_validated_calls(cases: dict[str, Case]) 
 @pytest.mark.anyio
 async def test_agentloop_client_ends_a_case_on_its_limit(cases: dict[str, Case]) -> None:
     case = cases["simple_python_1"]
-    again = tool_call(("math_factorial", {"number": 5}))
-    with FakeServer([again, again, again]) as server:
-        client = AgentloopClient(
-            BASE_URL,
-            "m",
-            http_client=httpx.AsyncClient(transport=server.transport),
-            profile=OPENAI_PROFILE,
-        )
+    script = [tool_call(("math_factorial", {"number": n})) for n in (5, 6, 7)]
+    with FakeServer(script) as server:
+        client = agentloop_client(server)
         calls = await client.answer(case)
-    assert calls == [{"math_factorial": {"number": 5}}] * 3
+    assert calls == [{"math_factorial": {"number": n}} for n in (5, 6, 7)]
     assert client.note == "UsageLimitExceeded"
+
+
+@pytest.mark.anyio
+async def test_agentloop_client_records_a_repeated_call_once(cases: dict[str, Case]) -> None:
+    case = cases["simple_python_1"]
+    again = tool_call(("math_factorial", {"number": 5}))
+    with FakeServer([again, again, reply("120")]) as server:
+        client = agentloop_client(server)
+        calls = await client.answer(case)
+        asked = [request.get("tool_choice") for request in server.requests]
+    assert calls == [{"math_factorial": {"number": 5}}]
+    assert client.note is None
+    assert asked == ["auto", "auto", "none"]  # after the repeat, the answer is asked for
 
 
 @pytest.mark.anyio

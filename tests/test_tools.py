@@ -100,6 +100,7 @@ OPTION_SAMPLES: dict[str, Any] = {
     "sequential": True,
     "requires_approval": True,
     "max_retries": 5,
+    "rerun": True,
 }
 
 

@@ -4,7 +4,7 @@ Calls run in parallel in a task group bounded by a capacity limiter; a tool mark
 runs alone, in order. A `ToolTurn` changes nothing of the run: it reads the retry counts, and its
 `outcome` (an answer for every call id, the retries it used) is the loop's to record, in a
 ``finally`` block, so that every call is answered also when a sibling fails or the run is
-cancelled.
+cancelled. A call that repeats one the run already answered gets that answer (see `repeats`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import anyio
 from .._errors import ToolExecutionError, ToolRetry
 from .._log import get_logger
 from .._messages import ToolCall, ToolMessage
+from .repeats import CallKey, call_key, reused_answer
 
 if TYPE_CHECKING:
     from .._context import RunContext
@@ -98,11 +99,19 @@ def tool_result_text(value: Any, cap: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ToolOutcome:
-    """What one turn of tool calls produced: an answer per call, in call order, and the retry
-    keys it used (a tool's name, or ``"(unknown tool)"``), one per retry."""
+    """What one turn of tool calls produced: an answer per call, in call order, the retry keys
+    it used (a tool's name, or ``"(unknown tool)"``), one per retry, and how many calls were
+    answered from the run's earlier answers instead of running."""
 
+    calls: tuple[ToolCall, ...]
     answers: tuple[ToolMessage, ...]
     retried: tuple[str, ...]
+    reused: int = 0
+
+    @property
+    def all_reused(self) -> bool:
+        """Every call of the turn repeated an earlier one: the model has what it asked for."""
+        return bool(self.calls) and self.reused == len(self.calls)
 
 
 class ToolTurn:
@@ -112,7 +121,18 @@ class ToolTurn:
     agent ends runs on tool errors, or when a tool's retry budget is spent.
     """
 
-    __slots__ = ("_answers", "_calls", "_counts", "_failure", "_retried", "config", "ctx", "notify")
+    __slots__ = (
+        "_answers",
+        "_calls",
+        "_counts",
+        "_failure",
+        "_retried",
+        "_reused",
+        "config",
+        "ctx",
+        "earlier",
+        "notify",
+    )
 
     def __init__(
         self,
@@ -121,11 +141,14 @@ class ToolTurn:
         ctx: RunContext[Any],
         retries: Mapping[str, int],
         notify: ToolNotifier | None = None,
+        earlier: Mapping[CallKey, ToolMessage] | None = None,
     ) -> None:
         self._calls = calls
         self.config = config
         self.ctx = ctx
         self.notify = notify
+        self.earlier: Mapping[CallKey, ToolMessage] = earlier or {}
+        self._reused = 0
         self._counts = dict(retries)  # this turn's view; the run's counts change only after it
         self._retried: list[str] = []
         self._answers: list[ToolMessage | None] = [None] * len(calls)
@@ -149,8 +172,20 @@ class ToolTurn:
         """Every call's answer (a call that did not finish is answered as cancelled)."""
         answers = zip(self._calls, self._answers, strict=True)
         return ToolOutcome(
-            tuple(answer or _cancelled(call) for call, answer in answers), tuple(self._retried)
+            tuple(self._calls),
+            tuple(answer or _cancelled(call) for call, answer in answers),
+            tuple(self._retried),
+            self._reused,
         )
+
+    def reuse(self, call: ToolCall, tool: Tool) -> ToolMessage | None:
+        """The answer to `call` from an earlier turn's identical call, unless `tool` reruns."""
+        earlier = None if tool.rerun or not self.earlier else self.earlier.get(call_key(call))
+        if earlier is None:
+            return None
+        self._reused += 1
+        _log.debug("tool_call_reused", run_id=self.ctx.run_id, tool=call.name, tool_call_id=call.id)
+        return reused_answer(call, earlier)
 
     def record(self, index: int, answer: ToolMessage) -> None:
         self._answers[index] = answer
@@ -228,6 +263,9 @@ async def _answer(turn: ToolTurn, call: ToolCall, scope: anyio.CancelScope) -> T
         names = ", ".join(sorted(config.tools)) or "(none)"
         text = f"Unknown tool {call.name!r}. Valid tools: {names}."
         return _retry_answer(turn, call, _UNKNOWN, config.unknown_tool_retries, text, scope)
+    reused = turn.reuse(call, tool)
+    if reused is not None:
+        return reused
     try:
         arguments = tool.parse_arguments(call.arguments)
         if tool.requires_approval and not await _approved(turn, call):

@@ -21,6 +21,7 @@ from .._errors import UsageError, UsageLimitExceeded
 from .._limits import Limits
 from .._log import get_logger
 from .._messages import ModelRequest, ModelResponse, ToolCall, ToolMessage
+from .repeats import call_key
 
 if TYPE_CHECKING:
     from .._wire.request_tokens import RequestCounter
@@ -157,7 +158,7 @@ class LimitGuard:
         if limit is None:
             return
         for call in calls:
-            key = (call.name, _canonical(call.arguments))
+            key = call_key(call)
             self._repeats = self._repeats + 1 if key == self._last_call else 1
             self._last_call = key
             if self._repeats > limit:
@@ -171,10 +172,3 @@ class LimitGuard:
         limit = self._limits.max_repeated_calls
         text = f"Not run: {name!r} was called with the same arguments {limit} times."
         return [ToolMessage(c.id, text, c.name, is_error=True) for c in calls]
-
-
-def _canonical(arguments: str) -> str:
-    try:
-        return json.dumps(json.loads(arguments or "{}"), sort_keys=True)
-    except (ValueError, RecursionError):
-        return arguments

@@ -63,10 +63,10 @@ async def _loop(
     request_settings = step.settings(plan.settings | args.settings)
     known = frozenset(t.name for t in step.tools)
     re_ask = False
+    answer_now = False  # the last turn's calls all repeated earlier ones
     while True:
-        pending = ModelRequest(
-            tuple(state.messages), step.tools, request_settings, step.response_format
-        )
+        settings = step.answer_now(request_settings) if answer_now else request_settings
+        pending = ModelRequest(tuple(state.messages), step.tools, settings, step.response_format)
         request = await window.fit(pending)  # what is sent; the transcript keeps everything
         guard.before_request(state, request, counts_as_turn=not re_ask)
         state.turns += not re_ask
@@ -77,10 +77,11 @@ async def _loop(
         calls = response.message.tool_calls
         if _needs_tools(step, calls):
             _check_answerable(response)
-            await _run_tools(plan, state, guard, calls, sink)
+            answer_now = await _run_tools(plan, state, guard, calls, sink)
             request_settings = step.after_tool_turn(request_settings)
             re_ask = False
             continue
+        answer_now = False
         outcome = await step.read(response, state.ctx, state.ctx.retries)
         state.extend(outcome.messages)
         if isinstance(outcome, ReAsk):
@@ -96,19 +97,24 @@ async def _run_tools(
     guard: LimitGuard,
     calls: Sequence[ToolCall],
     sink: EventSink | None,
-) -> None:
-    """Run a turn's tool calls; every call is answered in the transcript, whatever happens."""
+) -> bool:
+    """Run a turn's tool calls; every call is answered in the transcript, whatever happens.
+    True when every call repeated an earlier one (see `repeats`)."""
     try:
         guard.before_tools(calls)
     except UsageLimitExceeded:
         state.extend(guard.not_run(calls))
         raise
     notify = sink.on_tool if sink is not None else None
-    turn = ToolTurn(calls, plan.dispatch, state.ctx, state.ctx.retries, notify)
+    turn = ToolTurn(
+        calls, plan.dispatch, state.ctx, state.ctx.retries, notify, state.answered.answers
+    )
     try:
         await turn.run()
     finally:
-        state.add_tool_outcome(turn.outcome())
+        outcome = turn.outcome()
+        state.add_tool_outcome(outcome)
+    return outcome.all_reused
 
 
 def _canonical_names(response: ModelResponse, known: Collection[str], run_id: str) -> ModelResponse:

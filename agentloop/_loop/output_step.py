@@ -112,6 +112,12 @@ class OutputStep:
             return settings
         return dataclasses.replace(settings, tool_choice="auto")
 
+    def answer_now(self, settings: ModelSettings) -> ModelSettings:
+        """One request's settings that ask for the answer, not more tools: the output tool
+        (tool mode), or no tool at all. Sent after a turn whose calls all repeated earlier ones."""
+        choice = OUTPUT_TOOL_NAME if self.mode == "tool" else "none"
+        return dataclasses.replace(settings, tool_choice=choice)
+
     def has_output_call(self, calls: Sequence[ToolCall]) -> bool:
         return self.mode == "tool" and any(c.name == OUTPUT_TOOL_NAME for c in calls)
 

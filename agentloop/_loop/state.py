@@ -20,6 +20,7 @@ from .._prices import CostMeter
 from .._result import RequestStats, RunResult, RunTiming
 from .._usage import Usage
 from .dispatch import ToolOutcome
+from .repeats import Answered
 
 __all__ = ["RunState"]
 
@@ -27,7 +28,16 @@ __all__ = ["RunState"]
 class RunState:
     """A run's transcript and totals (see the module). `ctx` is the context tools receive."""
 
-    __slots__ = ("_retries", "_started", "ctx", "meter", "model_name", "stats", "turns")
+    __slots__ = (
+        "_retries",
+        "_started",
+        "answered",
+        "ctx",
+        "meter",
+        "model_name",
+        "stats",
+        "turns",
+    )
 
     def __init__(self, deps: Any, model_name: str) -> None:
         self._retries: dict[str, int] = {}
@@ -38,6 +48,7 @@ class RunState:
         self.model_name = model_name
         self.stats: list[RequestStats] = []
         self.turns = 0
+        self.answered = Answered()
         self._started = time.perf_counter()
 
     @property
@@ -72,8 +83,10 @@ class RunState:
         self.meter.add(self.model_name, response.usage)
 
     def add_tool_outcome(self, outcome: ToolOutcome) -> None:
-        """A turn's tool answers join the transcript; its calls and retries count."""
+        """A turn's tool answers join the transcript (and the answered calls, for repeats);
+        its calls and retries count."""
         self.ctx.messages.extend(outcome.answers)
+        self.answered.add(outcome.calls, outcome.answers)
         self.ctx.usage.tool_calls += len(outcome.answers)
         for key in outcome.retried:
             self.count_retry(key)

@@ -54,6 +54,12 @@ def _reply_deltas(message: AssistantMessage) -> list[StreamDelta]:
     return deltas
 
 
+def _offers_calls(request: ModelRequest) -> bool:
+    """A prompted-tools request whose reply may hold calls (``tool_choice: "none"`` offers no
+    tool: its reply is an answer, whatever its text looks like)."""
+    return request.settings is None or request.settings.tool_choice != "none"
+
+
 def adapt_response(
     response: ModelResponse, request: ModelRequest, profile: ModelProfile
 ) -> ModelResponse:
@@ -62,7 +68,8 @@ def adapt_response(
     if profile.escaped_text:
         message = _unescape(message)
     if request.tools and profile.tool_mode == "prompted":
-        message = read_prompted_calls(message, request.tools)
+        if _offers_calls(request):
+            message = read_prompted_calls(message, request.tools)
         if request.response_format is None:
             message = read_prompted_answer(message)
     if message is response.message:

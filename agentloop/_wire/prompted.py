@@ -21,6 +21,7 @@ from .._messages import AssistantMessage, Message, ToolCall, ToolDefinition, Too
 
 __all__ = [
     "ANSWER_KEY",
+    "ANSWER_SCHEMA",
     "add_system_text",
     "prompted_messages",
     "read_prompted_answer",
@@ -34,6 +35,13 @@ _FENCE_RE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
 _TAG_RE = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)
 _COMPACT = (",", ":")
 ANSWER_KEY = "answer"
+ANSWER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {ANSWER_KEY: {"type": "string"}},
+    "required": [ANSWER_KEY],
+    "additionalProperties": False,
+}
+"""A text answer, when a prompted-tools reply is held to a schema."""
 _AFTER_RESULTS = "Answer with these results now, or call another tool if one is still needed."
 
 
@@ -252,14 +260,7 @@ def reply_schema(
         "additionalProperties": False,
     }
     answer = (
-        {k: v for k, v in output.items() if k != "$defs"}
-        if output is not None
-        else {
-            "type": "object",
-            "properties": {ANSWER_KEY: {"type": "string"}},
-            "required": [ANSWER_KEY],
-            "additionalProperties": False,
-        }
+        {k: v for k, v in output.items() if k != "$defs"} if output is not None else ANSWER_SCHEMA
     )
     schema: dict[str, Any] = calls if required else {"anyOf": [calls, answer]}
     if defs:

@@ -28,6 +28,7 @@ from .._settings import ModelSettings
 from .profiles import ModelProfile
 from .prompted import (
     ANSWER_KEY,
+    ANSWER_SCHEMA,
     add_system_text,
     prompted_messages,
     reply_schema,
@@ -170,12 +171,13 @@ def _constrained(profile: ModelProfile) -> bool:
     return profile.response_format in ("json_schema", "json_object_schema")
 
 
-def _answer_hint(request: ModelRequest, profile: ModelProfile) -> str | None:
+def _answer_form(request: ModelRequest, profile: ModelProfile) -> str | None:
+    """How a constrained prompted-tools reply answers without a tool (None: as it likes)."""
     if not _constrained(profile) or any(t.name == OUTPUT_TOOL_NAME for t in request.tools):
         return None
     if request.response_format is not None:
-        return "When you need no tool, answer with the JSON of your final answer."
-    return f'When you need no tool, answer with {{"{ANSWER_KEY}": "<your answer>"}}.'
+        return "answer with the JSON of your final answer."
+    return f'answer with {{"{ANSWER_KEY}": "<your answer>"}}.'
 
 
 def _messages(
@@ -186,8 +188,11 @@ def _messages(
     notes: list[str] = []
     if offer is not None:
         wire = prompted_messages(request.messages, profile)
+        form = _answer_form(request, profile)
         if offer[0]:
-            notes.append(tools_prompt(offer[0], answer=_answer_hint(request, profile)))
+            notes.append(tools_prompt(offer[0], answer=form and f"When you need no tool, {form}"))
+        elif form is not None and request.response_format is None:  # tool_choice "none"
+            notes.append(form[0].upper() + form[1:])
     elif profile.tool_results_as_text:
         wire = prompted_messages(request.messages, profile, calls_as_text=False)
     else:
@@ -208,9 +213,15 @@ def _prompted_format(
     """The response format that holds a prompted-tools reply to a call or an answer, where the
     server takes a schema."""
     tools, required, calls = offer
-    if not tools or not _constrained(profile):
+    if not _constrained(profile):
         return None
     output = request.response_format
+    if not tools:  # tool_choice "none": a text answer, held to its JSON like the others
+        return (
+            _response_format(ResponseFormat("reply", ANSWER_SCHEMA), profile)
+            if not output
+            else None
+        )
     schema = reply_schema(
         tools, output.schema if output else None, required=required, max_calls=calls
     )

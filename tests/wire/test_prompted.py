@@ -29,16 +29,20 @@ from support.quirk_server import QuirkServer, instance
 from agentloop import (
     Agent,
     AssistantMessage,
+    ModelResponse,
     ModelSettings,
     OpenAICompatible,
+    RequestUsage,
     SystemMessage,
     ToolCall,
     ToolMessage,
     UserMessage,
 )
 from agentloop._messages import ToolDefinition
+from agentloop._wire.adapt import adapt_response
 from agentloop._wire.profiles import DEFAULT_PROFILE, OPTIMISTIC_PROFILE
 from agentloop._wire.prompted import (
+    ANSWER_SCHEMA,
     read_prompted_answer,
     read_prompted_calls,
     reply_schema,
@@ -326,11 +330,31 @@ def test_tool_choice_in_prompted_mode(choice: Any, offered: list[str], required:
     assert [n for n in ("add", "echo") if f"- {n}:" in system] == offered
 
 
-def test_tool_choice_none_in_prompted_mode_offers_nothing() -> None:
+def test_tool_choice_none_in_prompted_mode_offers_nothing_and_asks_for_the_answer() -> None:
     body = body_for(PROMPTED, request(HISTORY, settings=ModelSettings(tool_choice="none")))
     assert "You can call tools" not in json.dumps(body["messages"])
-    assert "response_format" not in body
+    assert body["response_format"]["json_schema"]["schema"] == ANSWER_SCHEMA
+    assert body["messages"][0]["content"].endswith('Answer with {"answer": "<your answer>"}.')
     assert body["messages"][3]["content"].startswith("Result of add")  # history still as text
+
+
+@pytest.mark.parametrize("support", ["json_object", "none"])
+def test_tool_choice_none_where_no_schema_is_taken_leaves_the_answer_free(support: str) -> None:
+    profile = PROMPTED.replace(response_format=support)
+    body = body_for(profile, request(HISTORY, settings=ModelSettings(tool_choice="none")))
+    assert "response_format" not in body
+    assert '"answer"' not in json.dumps(body["messages"])
+
+
+def test_with_tool_choice_none_a_reply_that_looks_like_a_call_is_the_answer() -> None:
+    none = request(HISTORY, settings=ModelSettings(tool_choice="none"))
+    text = json.dumps({"tool_calls": [{"name": "add", "arguments": {"a": 1, "b": 2}}]})
+    reply = ModelResponse(AssistantMessage(text), RequestUsage(), "stop")
+    assert adapt_response(reply, none, PROMPTED).message == AssistantMessage(text)
+    wrapped = ModelResponse(AssistantMessage('{"answer": "3"}'), RequestUsage(), "stop")
+    assert adapt_response(wrapped, none, PROMPTED).message.content == "3"
+    called = adapt_response(reply, request(HISTORY), PROMPTED).message
+    assert [c.name for c in called.tool_calls] == ["add"]  # where calls are offered, a call
 
 
 def test_no_parallel_calls_means_one_call_per_reply() -> None:
