@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 __all__ = ["HTTPModelStream", "response_deltas"]
 
 _MAX_EVENT = 16 * 1024 * 1024
+_TAIL_BYTES = 4096
+_TAIL_SECONDS = 0.25
+"""What is read after ``[DONE]`` before the connection is given up rather than kept."""
 
 
 def response_deltas(response: ModelResponse) -> list[StreamDelta]:
@@ -231,6 +234,8 @@ class HTTPModelStream:
                 self._pending.extend(self._accumulator.feed_event(event))
             if chunk is None or self._accumulator.done:
                 self._finish(self._accumulator.response())
+                if chunk is not None:
+                    await self._read_to_end()
                 await self.aclose()
         except APIError as error:
             scrub_error(error, self._secret)
@@ -239,6 +244,19 @@ class HTTPModelStream:
         except BaseException:
             await self.aclose()
             raise
+
+    async def _read_to_end(self) -> None:
+        """After ``[DONE]``: the rest of the body, so that the connection goes back to the
+        pool. A server that sends more than a little, or holds the body open, loses it
+        instead (closing drops it); the answer is already whole either way."""
+        chunks, extra = self._chunks, 0
+        if chunks is None:
+            return
+        with anyio.move_on_after(_TAIL_SECONDS), contextlib.suppress(httpx.HTTPError):
+            async for chunk in chunks:
+                extra += len(chunk)
+                if extra > _TAIL_BYTES:
+                    return
 
     async def _next_chunk(self) -> bytes | None:
         if self._chunks is None:

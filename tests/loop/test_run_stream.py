@@ -530,3 +530,24 @@ async def test_a_refusal_streams_refusal_deltas_and_ends_both_runs_alike() -> No
     assert streamed.value.messages == plain.value.messages
     assert streamed.value.usage == plain.value.usage
     assert streamed.value.messages[-1].refusal == words  # type: ignore[union-attr]
+
+
+async def test_a_stream_held_open_after_done_ends_at_once_and_drops_its_connection() -> None:
+    """Reading past ``[DONE]`` (to keep the connection) is bounded: a server that keeps the
+    body open costs its connection, not the caller's time."""
+    from tests.support.local_server import LocalServer, sse
+    from tests.support.local_server import Reply as ServerReply
+
+    first = {"id": "c", "model": "m", "choices": [{"index": 0, "delta": {"content": "hi"}}]}
+    held = ServerReply.stream(sse(first), forever=b": ping\n\n", chunk_delay=0.01)
+    with LocalServer() as server:
+        server.script(held, held)
+        model = OpenAICompatible("m", base_url=server.base_url, api_key="sk-local", max_retries=0)
+        with anyio.fail_after(LIMIT):
+            for _ in range(2):
+                started = anyio.current_time()
+                async with Agent(model).run_stream("q") as stream:
+                    texts = [e.text async for e in stream if isinstance(e, TextDelta)]
+                assert texts == ["hi"] and anyio.current_time() - started < 2
+            await model.aclose()
+    assert server.connections == 2

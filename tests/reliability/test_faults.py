@@ -542,3 +542,16 @@ def test_fault_server_records_requests_in_json():
         assert answer.json()["choices"][0]["message"]["content"] == "hi"
         assert running.requests[0].json() == {"messages": []}
         assert json.loads(running.requests[0].body) == {"messages": []}
+
+
+async def test_sequential_streams_reuse_one_connection(server, sleeps):
+    """A stream is read to the end of its body after ``[DONE]``, so its connection goes back
+    to the pool instead of being dropped."""
+    server.script(*[stream("abc")] * 5)
+    model = make_model(server, sleeps)
+    for _ in range(5):
+        await _drain(model)
+    assert server.connections == 1
+    assert server.open_connections == 1
+    await model.aclose()
+    assert server.wait_closed(3)
