@@ -20,6 +20,8 @@ if __name__ == "__main__" and sys.argv[2:3] == ["import"]:
     exec(
         {
             "raw": "import httpx",
+            "raw_aiohttp": "import aiohttp",
+            "raw_asyncio": "import asyncio",
             "raw_stackpool": "import httpx",
             "agentloop_httpx": "from agentloop import Agent, OpenAICompatible, tool",
             "openai_sdk": "import openai",

@@ -3,7 +3,8 @@
 ``python tools/bench/run.py [--quick]`` (``make bench``). Starts `server.py` pinned to the last
 core, then runs every (scenario, client, repetition) in its own subprocess pinned to core 0
 (`driver.py`), prints Markdown tables (median, min and max over the repetitions, and the ratio of
-the median to the raw httpx loop's) and writes everything to ``tools/bench/results/*.json``.
+the median to each floor's: the raw loop on aiohttp, the transport floor; on bare asyncio, the
+physical floor; on httpx) and writes everything to ``tools/bench/results/*.json``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 CLIENTS = {
-    "raw": "raw httpx loop (floor)",
+    "raw_asyncio": "raw asyncio loop (physical floor)",
+    "raw_aiohttp": "raw aiohttp loop (transport floor)",
+    "raw": "raw httpx loop",
     "openai_sdk": "openai SDK loop",
     "agentloop_": "agentloop",
     "pydantic_ai_": "pydantic-ai",
@@ -32,7 +35,11 @@ CLIENTS = {
     "raw_stackpool": "raw httpx loop on StackPool",
     "agentloop_httpx": "agentloop on httpx's pool",
 }
-DEFAULT_CLIENTS = "raw,openai_sdk,agentloop_,pydantic_ai_,openai_agents,instructor_"
+DEFAULT_CLIENTS = (
+    "raw_asyncio,raw_aiohttp,raw,openai_sdk,agentloop_,pydantic_ai_,openai_agents,instructor_"
+)
+FLOORS = {"raw_aiohttp": "aiohttp", "raw_asyncio": "asyncio", "raw": "httpx"}
+"""The floors each client's first metric is divided by (a column each, when measured)."""
 SUPPORTS = {"instructor_": {"structured", "import"}}
 # scenario -> (title, [(metric, label, scale, unit)])
 TABLES: dict[str, tuple[str, list[tuple[str, str, float, str]]]] = {
@@ -140,9 +147,13 @@ def table(
     head = ["client"]
     for _, label, _, _ in metrics:
         head += [f"{label} (median)", "min–max"]
-    head.append(f"x floor ({metrics[0][1]})")
+    floors = {
+        name: found
+        for key, name in FLOORS.items()
+        if (found := summary(rows.get(key, []), metrics[0][0])) is not None and found["median"]
+    }
+    head += [f"x {name}" for name in floors]
     lines = [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    floor = summary(rows.get("raw", []), metrics[0][0])
     for client, reps in rows.items():
         errors = [r["error"] for r in reps if "error" in r]
         cells = [CLIENTS[client]]
@@ -153,8 +164,8 @@ def table(
                 fmt(s["median"], scale, unit),
                 f"{fmt(s['min'], scale, '')}–{fmt(s['max'], scale, '')}",
             ]  # fmt: skip
-        ratio = first["median"] / floor["median"] if first and floor and floor["median"] else None
-        cells.append(f"{ratio:.2f}x" if ratio is not None else "")
+        for floor in floors.values():
+            cells.append(f"{first['median'] / floor['median']:.2f}x" if first else "")
         if errors and first is None:
             cells[1] = f"failed: {errors[0][:80]}"
         lines.append("| " + " | ".join(cells) + " |")
