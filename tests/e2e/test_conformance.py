@@ -27,6 +27,7 @@ from agentloop import (
     Limits,
     Model,
     OpenAICompatible,
+    OutputTruncatedError,
     OutputValidationError,
     TextDelta,
     ToolCallFinished,
@@ -76,15 +77,21 @@ async def bounded(run: Callable[[], Awaitable[Any]]) -> tuple[str, Any]:
             return "finished", await run()
         except UsageLimitExceeded as exc:
             return exc.limit, exc
-        except (OutputValidationError, ContextLengthError, ToolExecutionError) as exc:
+        except (
+            OutputValidationError,
+            OutputTruncatedError,
+            ContextLengthError,
+            ToolExecutionError,
+        ) as exc:
             return type(exc).__name__, exc
 
 
 def assert_calls_valid_and_answered(messages: list[Any], tools: list[Any]) -> int:
     """Every call is answered; every call that ran had arguments valid against its tool's
     schema (one the model got wrong is answered with the error, for it to try again). Returns
-    how many calls ran."""
+    how many calls ran (a repeat answered from an earlier result did not)."""
     schemas = {t.name: t.parameters for t in tools}
+    reused = "not run again"  # a repeat answered from an earlier call's result
     answers = {m.tool_call_id: m for m in messages if isinstance(m, ToolMessage)}
     calls = [c for m in messages if isinstance(m, AssistantMessage) for c in m.tool_calls]
     ran = 0
@@ -94,7 +101,7 @@ def assert_calls_valid_and_answered(messages: list[Any], tools: list[Any]) -> in
             continue
         assert call.name in schemas, f"unknown tool {call.name!r} ran"
         jsonschema.validate(json.loads(call.arguments), schemas[call.name])
-        ran += 1
+        ran += reused not in answers[call.id].content
     return ran
 
 
@@ -144,7 +151,7 @@ async def test_structured_output_in_every_mode(model: Model, mode: str) -> None:
     agent = Agent(model, output_type=Person, output_mode=mode)  # type: ignore[arg-type]
     outcome, end = await bounded(lambda: agent.run("Extract the person: Ana is 31 years old."))
     if mode == "prompted":  # nothing on the server holds a tiny model to the schema here
-        assert outcome in ("finished", "OutputValidationError")
+        assert outcome in ("finished", "OutputValidationError", "OutputTruncatedError")
     else:  # the server's grammar does
         assert outcome == "finished", f"{outcome}: {end}"
     if outcome == "finished":
