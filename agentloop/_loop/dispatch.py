@@ -103,7 +103,7 @@ class ToolOutcome:
     it used (a tool's name, or ``"(unknown tool)"``), one per retry, and how many calls were
     answered from the run's earlier answers instead of running."""
 
-    calls: tuple[ToolCall, ...]
+    keys: tuple[CallKey, ...]
     answers: tuple[ToolMessage, ...]
     retried: tuple[str, ...]
     reused: int = 0
@@ -111,7 +111,7 @@ class ToolOutcome:
     @property
     def all_reused(self) -> bool:
         """Every call of the turn repeated an earlier one: the model has what it asked for."""
-        return bool(self.calls) and self.reused == len(self.calls)
+        return bool(self.keys) and self.reused == len(self.keys)
 
 
 class ToolTurn:
@@ -126,6 +126,7 @@ class ToolTurn:
         "_calls",
         "_counts",
         "_failure",
+        "_keys",
         "_retried",
         "_reused",
         "config",
@@ -142,8 +143,10 @@ class ToolTurn:
         retries: Mapping[str, int],
         notify: ToolNotifier | None = None,
         earlier: Mapping[CallKey, ToolMessage] | None = None,
+        keys: Sequence[CallKey] | None = None,
     ) -> None:
         self._calls = calls
+        self._keys = tuple(keys) if keys is not None else tuple(map(call_key, calls))
         self.config = config
         self.ctx = ctx
         self.notify = notify
@@ -172,15 +175,16 @@ class ToolTurn:
         """Every call's answer (a call that did not finish is answered as cancelled)."""
         answers = zip(self._calls, self._answers, strict=True)
         return ToolOutcome(
-            tuple(self._calls),
+            self._keys,
             tuple(answer or _cancelled(call) for call, answer in answers),
             tuple(self._retried),
             self._reused,
         )
 
-    def reuse(self, call: ToolCall, tool: Tool) -> ToolMessage | None:
-        """The answer to `call` from an earlier turn's identical call, unless `tool` reruns."""
-        earlier = None if tool.rerun or not self.earlier else self.earlier.get(call_key(call))
+    def reuse(self, index: int, call: ToolCall, tool: Tool) -> ToolMessage | None:
+        """The answer to `call` (the turn's `index`th) from an earlier turn's identical call,
+        unless `tool` reruns."""
+        earlier = None if tool.rerun or not self.earlier else self.earlier.get(self._keys[index])
         if earlier is None:
             return None
         self._reused += 1
@@ -238,10 +242,10 @@ async def _run_one(
 ) -> None:
     started = time.perf_counter()
     if limiter is None:
-        answer = await _answer(turn, call, scope)
+        answer = await _answer(turn, index, call, scope)
     else:
         async with limiter:
-            answer = await _answer(turn, call, scope)
+            answer = await _answer(turn, index, call, scope)
     turn.record(index, answer)
     duration = time.perf_counter() - started
     _log.debug(
@@ -256,14 +260,16 @@ async def _run_one(
         await turn.notify(call, answer, duration)
 
 
-async def _answer(turn: ToolTurn, call: ToolCall, scope: anyio.CancelScope) -> ToolMessage:
+async def _answer(
+    turn: ToolTurn, index: int, call: ToolCall, scope: anyio.CancelScope
+) -> ToolMessage:
     config = turn.config
     tool = config.tools.get(call.name)
     if tool is None:
         names = ", ".join(sorted(config.tools)) or "(none)"
         text = f"Unknown tool {call.name!r}. Valid tools: {names}."
         return _retry_answer(turn, call, _UNKNOWN, config.unknown_tool_retries, text, scope)
-    reused = turn.reuse(call, tool)
+    reused = turn.reuse(index, call, tool)
     if reused is not None:
         return reused
     try:

@@ -21,7 +21,7 @@ from .._errors import UsageError, UsageLimitExceeded
 from .._limits import Limits
 from .._log import get_logger
 from .._messages import ModelRequest, ModelResponse, ToolCall, ToolMessage
-from .repeats import call_key
+from .repeats import CallKey
 
 if TYPE_CHECKING:
     from .._wire.request_tokens import RequestCounter
@@ -151,20 +151,17 @@ class LimitGuard:
                 detail="the server reported no token usage; token limits count estimates",
             )
 
-    def before_tools(self, calls: Sequence[ToolCall]) -> None:
+    def before_tools(self, keys: Sequence[CallKey]) -> None:
         """The repetition guard: the same call too many times in a row ends the run (then
         `not_run` is what the calls are answered)."""
         limit = self._limits.max_repeated_calls
         if limit is None:
             return
-        for call in calls:
-            key = call_key(call)
+        for key in keys:
             self._repeats = self._repeats + 1 if key == self._last_call else 1
             self._last_call = key
             if self._repeats > limit:
-                raise _exceeded(
-                    "max_repeated_calls", limit, self._repeats, f"calls of {call.name!r}"
-                )
+                raise _exceeded("max_repeated_calls", limit, self._repeats, f"calls of {key[0]!r}")
 
     def not_run(self, calls: Sequence[ToolCall]) -> list[ToolMessage]:
         """The answers to calls the repetition guard stopped."""

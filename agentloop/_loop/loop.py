@@ -19,6 +19,7 @@ from .._wire.request_tokens import counter_for
 from .dispatch import ToolTurn, canonical_tool_name
 from .guard import LimitGuard
 from .output_step import OUTPUT_RETRIES, OutputStep, ReAsk
+from .repeats import call_key
 from .start import initial_messages
 from .state import RunState
 from .window import Window
@@ -100,15 +101,15 @@ async def _run_tools(
 ) -> bool:
     """Run a turn's tool calls; every call is answered in the transcript, whatever happens.
     True when every call repeated an earlier one (see `repeats`)."""
+    keys = tuple(map(call_key, calls))  # compared by the repetition guard and for repeats
     try:
-        guard.before_tools(calls)
+        guard.before_tools(keys)
     except UsageLimitExceeded:
         state.extend(guard.not_run(calls))
         raise
     notify = sink.on_tool if sink is not None else None
-    turn = ToolTurn(
-        calls, plan.dispatch, state.ctx, state.ctx.retries, notify, state.answered.answers
-    )
+    earlier = state.answered.answers
+    turn = ToolTurn(calls, plan.dispatch, state.ctx, state.ctx.retries, notify, earlier, keys)
     try:
         await turn.run()
     finally:

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 
 from .._messages import ToolCall, ToolMessage
 
-__all__ = ["Answered", "call_key", "reused_answer"]
+__all__ = ["Answered", "CallKey", "call_key", "reused_answer"]
 
 CallKey = tuple[str, str]
 _NOTE = "Same call as before (same tool, same arguments); not run again. Its result:"
@@ -53,8 +53,8 @@ class Answered:
     def answers(self) -> Mapping[CallKey, ToolMessage]:
         return self._answers
 
-    def add(self, calls: Sequence[ToolCall], answers: Sequence[ToolMessage]) -> None:
+    def add(self, keys: Sequence[CallKey], answers: Sequence[ToolMessage]) -> None:
         """Keep the first successful answer of each call key."""
-        for call, answer in zip(calls, answers, strict=True):
+        for key, answer in zip(keys, answers, strict=True):
             if not answer.is_error:
-                self._answers.setdefault(call_key(call), answer)
+                self._answers.setdefault(key, answer)

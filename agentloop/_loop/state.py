@@ -86,7 +86,7 @@ class RunState:
         """A turn's tool answers join the transcript (and the answered calls, for repeats);
         its calls and retries count."""
         self.ctx.messages.extend(outcome.answers)
-        self.answered.add(outcome.calls, outcome.answers)
+        self.answered.add(outcome.keys, outcome.answers)
         self.ctx.usage.tool_calls += len(outcome.answers)
         for key in outcome.retried:
             self.count_retry(key)

@@ -172,12 +172,13 @@ def _constrained(profile: ModelProfile) -> bool:
 
 
 def _answer_form(request: ModelRequest, profile: ModelProfile) -> str | None:
-    """How a constrained prompted-tools reply answers without a tool (None: as it likes)."""
+    """What a constrained prompted-tools reply answers with when it calls no tool (None: the
+    reply is free)."""
     if not _constrained(profile) or any(t.name == OUTPUT_TOOL_NAME for t in request.tools):
         return None
     if request.response_format is not None:
-        return "answer with the JSON of your final answer."
-    return f'answer with {{"{ANSWER_KEY}": "<your answer>"}}.'
+        return "the JSON of your final answer"
+    return f'{{"{ANSWER_KEY}": "<your answer>"}}'
 
 
 def _messages(
@@ -190,9 +191,10 @@ def _messages(
         wire = prompted_messages(request.messages, profile)
         form = _answer_form(request, profile)
         if offer[0]:
-            notes.append(tools_prompt(offer[0], answer=form and f"When you need no tool, {form}"))
+            hint = form and f"When you need no tool, answer with {form}."
+            notes.append(tools_prompt(offer[0], answer=hint))
         elif form is not None and request.response_format is None:  # tool_choice "none"
-            notes.append(form[0].upper() + form[1:])
+            notes.append(f"Answer with {form}.")
     elif profile.tool_results_as_text:
         wire = prompted_messages(request.messages, profile, calls_as_text=False)
     else:
@@ -216,12 +218,9 @@ def _prompted_format(
     if not _constrained(profile):
         return None
     output = request.response_format
-    if not tools:  # tool_choice "none": a text answer, held to its JSON like the others
-        return (
-            _response_format(ResponseFormat("reply", ANSWER_SCHEMA), profile)
-            if not output
-            else None
-        )
+    if not tools:  # tool_choice "none": the text answer, held to its JSON as in other replies
+        answer = ResponseFormat("reply", ANSWER_SCHEMA)
+        return _response_format(answer, profile) if output is None else None
     schema = reply_schema(
         tools, output.schema if output else None, required=required, max_calls=calls
     )

@@ -9,6 +9,7 @@ framework returns the calls made so far and names the error in ``note``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from ..cases import Case
@@ -17,6 +18,16 @@ Calls = list[dict[str, dict[str, Any]]]
 
 ACKNOWLEDGEMENT = "Done."
 """What every recorded tool answers (BFCL's single-turn categories run nothing)."""
+
+
+def recorder(name: str, calls: Calls) -> Callable[..., Coroutine[Any, Any, str]]:
+    """A tool function named `name` that appends its call to `calls` and acknowledges it."""
+
+    async def record(**arguments: Any) -> str:
+        calls.append({name: arguments})
+        return ACKNOWLEDGEMENT
+
+    return record
 
 
 class Undecodable(Exception):

@@ -10,7 +10,6 @@ ends the case with the calls recorded so far, and its type goes to ``note``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 import httpx
@@ -19,17 +18,9 @@ from agentloop import Agent, AgentloopError, Limits, ModelProfile, OpenAICompati
 
 from ..cases import Case
 from ..convert import to_openai_tools
-from . import ACKNOWLEDGEMENT, Calls
+from . import Calls, recorder
 
 MAX_REQUESTS = 3
-
-
-def _recorder(name: str, calls: Calls) -> Callable[..., Coroutine[Any, Any, str]]:
-    async def record(**arguments: Any) -> str:
-        calls.append({name: arguments})
-        return ACKNOWLEDGEMENT
-
-    return record
 
 
 class AgentloopClient:
@@ -57,7 +48,7 @@ class AgentloopClient:
                 spec["name"],
                 spec["description"],
                 spec["parameters"],
-                _recorder(spec["name"], calls),
+                recorder(spec["name"], calls),
             )
             for spec in (tool["function"] for tool in to_openai_tools(case.functions))
         ]

@@ -12,9 +12,6 @@ type goes to ``note``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Any
-
 import httpx
 from pydantic_ai import Agent, Tool
 from pydantic_ai.exceptions import AgentRunError
@@ -24,17 +21,9 @@ from pydantic_ai.usage import UsageLimits
 
 from ..cases import Case
 from ..convert import to_openai_tools
-from . import ACKNOWLEDGEMENT, Calls, split_messages
+from . import Calls, recorder, split_messages
 
 REQUEST_LIMIT = 3
-
-
-def _recorder(name: str, calls: Calls) -> Callable[..., Coroutine[Any, Any, str]]:
-    async def record(**arguments: Any) -> str:
-        calls.append({name: arguments})
-        return ACKNOWLEDGEMENT
-
-    return record
 
 
 class PydanticAIClient:
@@ -50,7 +39,7 @@ class PydanticAIClient:
     def agent(self, case: Case, calls: Calls, system: str | None) -> Agent[None, str]:
         tools = [
             Tool.from_schema(
-                _recorder(spec["name"], calls),
+                recorder(spec["name"], calls),
                 name=spec["name"],
                 description=spec["description"],
                 json_schema=spec["parameters"],
