@@ -127,7 +127,11 @@ async def test_a_tool_loop_of_three_turns_or_more(model: Model) -> None:
     made = [c for m in end.messages if isinstance(m, AssistantMessage) for c in m.tool_calls]
     assert made, "the model made no tool call"
     assert ran == len(calls)
-    assert end.usage.requests >= 3, f"{outcome} after {end.usage.requests} requests"
+    # A request the server refused for its length was still sent: the loop went on to it. A
+    # sampling server (llama-cpp-python) lets the model ramble inside a call's arguments, and the
+    # transcript can pass the window by the third request.
+    sent = end.usage.requests + (outcome == "ContextLengthError")
+    assert sent >= 3, f"{outcome} after {end.usage.requests} answered requests"
 
 
 async def test_parallel_calls_are_all_run_and_answered_in_order(model: Model) -> None:
