@@ -1,10 +1,12 @@
 """Sending a chat-completions request: retries, the overall deadline, error answers, streams.
 
-`Endpoint` posts a JSON body to one URL. Each attempt has an overall deadline (connect, headers
-and the whole body or stream) on top of httpx's per-read timeout, so a server that only sends
+`Endpoint` posts a JSON body to one URL through a `Transport` (aiohttp on asyncio, httpx for a
+caller's client and on trio: see `agentloop._wire.transport`). Each attempt has one overall
+deadline (connect, headers and the whole body or stream), so a server that only sends
 keep-alive comments cannot hang a run. Failed attempts are retried by the `RetryPolicy`; once a
-stream's headers have arrived nothing is retried. httpx's exceptions never leave this module
-(they become `APIConnectionError` / `APITimeoutError`, the original kept as ``__cause__``).
+stream's headers have arrived nothing is retried. The libraries' exceptions never leave this
+module (they become `APIConnectionError` / `APITimeoutError`, the original kept as
+``__cause__``).
 
 Timing on the `ModelResponse`: `latency` is the whole call, retries and their waits included;
 `time_to_first_token` is measured from the start of the attempt that succeeded, to the first
@@ -15,16 +17,11 @@ seen any sooner).
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
-import ssl
-import urllib.request
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio
-import httpx
-from anyio.lowlevel import RunVar
 
 from .._errors import (
     APIConnectionError,
@@ -36,120 +33,46 @@ from .._errors import (
 from .._log import get_logger
 from .._messages import ModelResponse
 from .learn import about_the_request
-from .pool import StackPool
 from .response import parse_completion
 from .retry import RetryPolicy, parse_retry_after
 from .status import status_error
+from .transport import MAX_CONNECTIONS, Reply, Transport, Transports, scrub, transport_error
 
 if TYPE_CHECKING:
+    import httpx
+
     from .model_stream import HTTPModelStream
 
 __all__ = [
     "MAX_CONNECTIONS",
     "MAX_LESSONS",
-    "ClientPool",
     "Endpoint",
     "Relearn",
-    "close_quietly",
     "scrub_error",
     "transport_error",
 ]
 
 _log = get_logger()
 T = TypeVar("T")
-MAX_CONNECTIONS = 100
-"""Connections of an owned client (httpx's default); more concurrent requests wait their turn."""
 MAX_LESSONS = 10
 """Error answers one request may learn from before the next one is final (each downgrades a
 feature, and there are fewer features than this)."""
 Relearn = Callable[[APIStatusError], bytes | None]
 """Asked about an error answer: the request's new content when the model learned from it."""
+_REDIRECTS = frozenset((301, 302, 303, 307, 308))
 
 
-class ClientPool:
-    """The httpx client to use now: the caller's, or one owned per event loop.
-
-    `agent.run_sync` starts a new event loop each time, and a client bound to a finished loop
-    breaks, so the owned client lives in a `RunVar` (one per running loop). A caller's client is
-    used as it is and never closed.
-    """
-
-    def __init__(
-        self,
-        http_client: httpx.AsyncClient | None,
-        timeout: httpx.Timeout,
-        max_connections: int = MAX_CONNECTIONS,
-    ) -> None:
-        self._user = http_client
-        self._timeout = timeout
-        self._max = max_connections
-        self._owned: RunVar[httpx.AsyncClient | None] = RunVar("agentloop_http", default=None)
-        self._slots: RunVar[anyio.CapacityLimiter | None] = RunVar("agentloop_slots", default=None)
-
-    def slots(self) -> anyio.CapacityLimiter | None:
-        """The owned client's connection slots (None for a caller's client).
-
-        Requests beyond the pool's size wait here, in O(1), instead of in httpcore's pool, whose
-        scheduling costs O(waiting x connections) per step: thousands of concurrent runs would
-        otherwise spend seconds per request in it. Waiting for a slot is not part of a request's
-        deadline.
-        """
-        if self._user is not None:
-            return None
-        limiter = self._slots.get()
-        if limiter is None:
-            limiter = anyio.CapacityLimiter(self._max)
-            self._slots.set(limiter)
-        return limiter
-
-    def slot(self) -> contextlib.AbstractAsyncContextManager[Any]:
-        limiter = self.slots()
-        return limiter if limiter is not None else contextlib.nullcontext()
-
-    def get(self) -> httpx.AsyncClient:
-        if self._user is not None:
-            return self._user
-        client = self._owned.get()
-        if client is None or client.is_closed:
-            client = self._new_client()
-            self._owned.set(client)
-        return client
-
-    def _new_client(self) -> httpx.AsyncClient:
-        """The owned client: on `StackPool` (O(1) per request) unless the environment names a
-        proxy, which httpx's own transports then serve, as for any httpx client."""
-        if urllib.request.getproxies():
-            return httpx.AsyncClient(
-                timeout=self._timeout,
-                follow_redirects=False,
-                verify=_ssl_context(),
-                limits=httpx.Limits(max_connections=self._max, max_keepalive_connections=20),
-            )
-        transport = StackPool(_ssl_context(), max_idle=self._max)
-        return httpx.AsyncClient(timeout=self._timeout, follow_redirects=False, transport=transport)
-
-    async def aclose(self) -> None:
-        """Close the client this loop owns (never the caller's)."""
-        if self._user is not None:
-            return
-        client = self._owned.get()
-        if client is not None:
-            self._owned.set(None)
-            await client.aclose()
-
-
-@functools.cache
-def _ssl_context() -> ssl.SSLContext:
-    """httpx's default TLS context, built once: loading the CA bundle costs tens of milliseconds,
-    and `run_sync` makes a new client for every run."""
-    return httpx.create_ssl_context()
-
-
-def _scrub(text: str, secrets: Sequence[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+def scrub_error(error: APIError, secret: str) -> None:
+    """Take the key out of an error's message, body and headers (a server may echo what it was
+    sent, in an error body, a stream's error event or a response header)."""
+    if not secret:
+        return
+    if secret in error.message:
+        error.message = scrub(error.message, [secret])
+        error.args = (error.message,)
+    if isinstance(error, APIStatusError):
+        error.body = _scrub_value(error.body, secret)
+        error.headers = _scrub_value(error.headers, secret)
 
 
 def _scrub_value(value: Any, secret: str) -> Any:
@@ -163,34 +86,6 @@ def _scrub_value(value: Any, secret: str) -> Any:
     if isinstance(value, list):
         return [_scrub_value(item, secret) for item in cast("list[Any]", value)]
     return value
-
-
-def scrub_error(error: APIError, secret: str) -> None:
-    """Take the key out of an error's message, body and headers (a server may echo what it was
-    sent, in an error body, a stream's error event or a response header)."""
-    if not secret:
-        return
-    if secret in error.message:
-        error.message = _scrub(error.message, [secret])
-        error.args = (error.message,)
-    if isinstance(error, APIStatusError):
-        error.body = _scrub_value(error.body, secret)
-        error.headers = _scrub_value(error.headers, secret)
-
-
-def transport_error(exc: Exception, what: str, secrets: Sequence[str]) -> APIConnectionError:
-    detail = _scrub(str(exc) or type(exc).__name__, secrets)
-    if isinstance(exc, httpx.TimeoutException):
-        return APITimeoutError(f"{what}: timed out ({type(exc).__name__}: {detail})")
-    return APIConnectionError(f"{what}: {type(exc).__name__}: {detail}")
-
-
-async def close_quietly(response: httpx.Response) -> None:
-    if response.is_closed:  # a body read to its end is closed already (httpx closes it)
-        return
-    with anyio.move_on_after(5, shield=True):
-        with contextlib.suppress(httpx.HTTPError):
-            await response.aclose()
 
 
 def _decode_json(raw: bytes) -> Any:
@@ -215,16 +110,21 @@ class Endpoint:
         model_name: str,
         max_connections: int | None = None,
     ) -> None:
-        self.url = url
-        self.params: dict[str, str] = dict(params or {})
+        import httpx
+
+        parsed = httpx.URL(url, params=params) if params else httpx.URL(url)
+        self.url: str = str(parsed)  # built once, with its query, for every request
+        self.host: str = parsed.host
         self.timeout = timeout
         self.deadline = deadline
         self.policy = policy
-        self.pool: ClientPool = ClientPool(http_client, timeout, max_connections or MAX_CONNECTIONS)
+        self.transports: Transports = Transports(
+            http_client, timeout, deadline, max_connections or MAX_CONNECTIONS
+        )
         self.model_name = model_name
 
     async def aclose(self) -> None:
-        await self.pool.aclose()
+        await self.transports.aclose()
 
     async def complete(
         self,
@@ -246,10 +146,9 @@ class Endpoint:
         body = [content]
 
         async def attempt() -> ModelResponse:
-            async with self.pool.slot():
+            async with self.transports.slot():
                 timed[:] = [anyio.current_time()]
-                response, end = await self.open(body[0], headers, deadline, secret)
-                raw = await self.read_body(response, end, secret)
+                raw = await self.fetch(body[0], headers, deadline, secret)
             return self.parse_body(raw)
 
         def swap(error: APIStatusError) -> bool:
@@ -330,51 +229,82 @@ class Endpoint:
         if self.policy.is_retryable(error, headers):
             self.policy.note_wait_too_long(error, asked)
 
+    def _limit(self, deadline: float | None) -> float:
+        return self.deadline if deadline is None else deadline
+
+    async def fetch(
+        self, content: bytes, headers: Mapping[str, str], deadline: float | None, secret: str
+    ) -> bytes:
+        """One attempt, under one deadline: the whole 2xx body, or the typed error."""
+        limit = self._limit(deadline)
+        transport = self.transports.get()
+        reply: Reply | None = None
+        with anyio.CancelScope(deadline=anyio.current_time() + limit):
+            reply = await self._post(transport, content, headers, secret)
+            if 200 <= reply.status < 300:
+                return await self._read(transport, reply, secret)
+            raise self.status_error(reply, await self._error_body(transport, reply, secret))
+        if reply is None:
+            raise self._no_answer(limit)
+        raise APITimeoutError(
+            f"the answer ({reply.status}) did not arrive in full before the deadline"
+        )
+
     async def open(
         self,
         content: bytes,
         headers: Mapping[str, str],
         deadline: float | None,
         secret: str,
-    ) -> tuple[httpx.Response, float]:
-        """Send one attempt; returns the open 2xx response and the attempt's deadline (a clock
+    ) -> tuple[Reply, float]:
+        """Send one attempt; returns the open 2xx reply and the attempt's deadline (a clock
         time). An error status is read, closed and raised as its typed error."""
-        limit = self.deadline if deadline is None else deadline
+        limit = self._limit(deadline)
         end = anyio.current_time() + limit
-        client = self.pool.get()
-        request = client.build_request(
-            "POST", self.url, params=self.params, content=content, headers=headers,
-            timeout=self.timeout,
-        )  # fmt: skip
+        transport = self.transports.get()
+        with anyio.CancelScope(deadline=end):
+            reply = await self._post(transport, content, headers, secret)
+            if 200 <= reply.status < 300:
+                return reply, end
+            raise self.status_error(reply, await self._error_body(transport, reply, secret))
+        raise self._no_answer(limit)
+
+    def _no_answer(self, limit: float) -> APITimeoutError:
+        return APITimeoutError(f"no answer from {self.host} within the {limit:g} s deadline")
+
+    async def _post(
+        self, transport: Transport, content: bytes, headers: Mapping[str, str], secret: str
+    ) -> Reply:
         try:
-            with anyio.fail_at(end):
-                response = await client.send(request, stream=True, follow_redirects=False)
-        except TimeoutError as exc:
-            raise APITimeoutError(
-                f"no answer from {request.url.host} within the {limit:g} s deadline"
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, f"request to {request.url.host} failed", [secret]) from exc
-        if response.is_success:
-            return response, end
+            return await transport.post(self.url, content, headers)
+        except transport.errors as exc:
+            raise transport_error(exc, f"request to {self.host} failed", [secret]) from exc
+
+    @staticmethod
+    async def _read(transport: Transport, reply: Reply, secret: str) -> bytes:
+        try:
+            return await reply.read()
+        except transport.errors as exc:
+            raise transport_error(exc, "reading the answer failed", [secret]) from exc
+
+    async def _error_body(self, transport: Transport, reply: Reply, secret: str) -> bytes:
+        """An error answer's body, the key taken out (empty if the body could not be read)."""
         raw = b""
         with contextlib.suppress(APIConnectionError):
-            raw = await self.read_body(response, end, secret)
-        if secret:
-            raw = raw.replace(secret.encode(), b"***")
-        raise self.status_error(response, raw)
+            raw = await self._read(transport, reply, secret)
+        return raw.replace(secret.encode(), b"***") if secret else raw
 
-    def status_error(self, response: httpx.Response, raw: bytes) -> APIStatusError:
-        headers = dict(response.headers)
+    def status_error(self, reply: Reply, raw: bytes) -> APIStatusError:
+        headers = {name.lower(): value for name, value in reply.headers.items()}
         asked = parse_retry_after(headers)
         error = status_error(
-            response.status_code,
+            reply.status,
             _decode_json(raw),
             headers,
             retry_after=asked if asked is not None and asked > 0 else None,
         )
-        if response.is_redirect:
-            location = response.headers.get("location", "?")
+        if reply.status in _REDIRECTS:
+            location = headers.get("location", "?")
             error.message = (
                 f"{error.message} (redirect to {location} not followed; set base_url to the "
                 "final address)"
@@ -382,19 +312,15 @@ class Endpoint:
             error.args = (error.message,)
         return error
 
-    async def read_body(self, response: httpx.Response, end: float, secret: str) -> bytes:
-        """The whole body within the deadline; the response is closed afterwards."""
-        try:
-            with anyio.fail_at(end):
-                return await response.aread()
-        except TimeoutError as exc:
-            raise APITimeoutError(
-                f"the answer ({response.status_code}) did not arrive in full before the deadline"
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, "reading the answer failed", [secret]) from exc
-        finally:
-            await close_quietly(response)
+    async def read_body(self, reply: Reply, end: float, secret: str) -> bytes:
+        """The whole body within the deadline; the reply is closed afterwards."""
+        transport = self.transports.get()
+        with anyio.CancelScope(deadline=end):
+            return await self._read(transport, reply, secret)
+        await reply.aclose()
+        raise APITimeoutError(
+            f"the answer ({reply.status}) did not arrive in full before the deadline"
+        )
 
     @staticmethod
     def parse_body(raw: bytes) -> ModelResponse:

@@ -14,10 +14,9 @@ import contextlib
 from collections import deque
 from collections.abc import Generator, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Self
 
 import anyio
-import httpx
 
 from .._errors import APIError, APIStatusError, APITimeoutError, ProtocolError, UsageError
 from .._events import (
@@ -30,8 +29,9 @@ from .._events import (
 )
 from .._messages import ModelResponse, RequestUsage
 from .chunks import StreamAccumulator
-from .http import Endpoint, Relearn, close_quietly, scrub_error, transport_error
+from .http import Endpoint, Relearn, scrub_error, transport_error
 from .sse import SSEDecoder
+from .transport import Reply
 
 if TYPE_CHECKING:
     from .models import DeltaHandler
@@ -86,8 +86,8 @@ class HTTPModelStream:
         self._headers = headers
         self._deadline = deadline
         self._secret = secret
-        self._http: httpx.Response | None = None
-        self._chunks: Any = None
+        self._http: Reply | None = None
+        self._errors: tuple[type[BaseException], ...] = ()
         self._end = 0.0
         self._started = 0.0
         self._attempt_start = 0.0
@@ -105,7 +105,7 @@ class HTTPModelStream:
         self._started = anyio.current_time()
         endpoint = self._endpoint
 
-        async def attempt() -> httpx.Response | ModelResponse:
+        async def attempt() -> Reply | ModelResponse:
             await self._take_slot()
             try:
                 self._attempt_start = anyio.current_time()
@@ -133,7 +133,7 @@ class HTTPModelStream:
             self._finish(opened)
         else:
             self._http = opened
-            self._chunks = opened.aiter_bytes()
+            self._errors = endpoint.transports.get().errors
         return self
 
     def _swap(self, error: APIStatusError) -> bool:
@@ -153,18 +153,13 @@ class HTTPModelStream:
     async def aclose(self) -> None:
         """Close the HTTP response (idempotent)."""
         self._ended = True
-        chunks, self._chunks = self._chunks, None
-        if chunks is not None:
-            with anyio.move_on_after(5, shield=True):
-                with contextlib.suppress(httpx.HTTPError, RuntimeError):
-                    await chunks.aclose()
-        response, self._http = self._http, None
-        if response is not None:
-            await close_quietly(response)
+        reply, self._http = self._http, None
+        if reply is not None:
+            await reply.aclose()
         self._release_slot()
 
     async def _take_slot(self) -> None:
-        limiter = self._endpoint.pool.slots()
+        limiter = self._endpoint.transports.slots()
         if limiter is not None:
             await limiter.acquire_on_behalf_of(self)
             self._slot = limiter
@@ -185,7 +180,7 @@ class HTTPModelStream:
     def deadline_scope(self) -> Generator[None]:
         """Hold one cancel scope at the attempt's deadline while this task iterates (with no
         yield to other code inside); the reads then skip their own."""
-        if self._chunks is None or self._outer_scope:
+        if self._http is None or self._outer_scope:
             yield
             return
         scope = anyio.CancelScope(deadline=self._end)
@@ -249,29 +244,29 @@ class HTTPModelStream:
         """After ``[DONE]``: the rest of the body, so that the connection goes back to the
         pool. A server that sends more than a little, or holds the body open, loses it
         instead (closing drops it); the answer is already whole either way."""
-        chunks, extra = self._chunks, 0
-        if chunks is None:
+        reply, extra = self._http, 0
+        if reply is None:
             return
-        with anyio.move_on_after(_TAIL_SECONDS), contextlib.suppress(httpx.HTTPError):
-            async for chunk in chunks:
+        with anyio.move_on_after(_TAIL_SECONDS), contextlib.suppress(*self._errors):
+            while (chunk := await reply.next_chunk()) is not None:
                 extra += len(chunk)
                 if extra > _TAIL_BYTES:
                     return
 
     async def _next_chunk(self) -> bytes | None:
-        if self._chunks is None:
+        reply = self._http
+        if reply is None:
             return None
         try:
             if self._outer_scope:
-                return await self._chunks.__anext__()
-            with anyio.fail_at(self._end):
-                return await self._chunks.__anext__()
-        except StopAsyncIteration:
-            return None
-        except TimeoutError as exc:
-            raise self._timeout_error() from exc
-        except httpx.HTTPError as exc:
+                return await reply.next_chunk()
+            with anyio.CancelScope(deadline=self._end) as scope:
+                return await reply.next_chunk()
+        except self._errors as exc:
             raise transport_error(exc, "the stream broke", [self._secret]) from exc
+        if scope.cancelled_caught:
+            raise self._timeout_error() from TimeoutError()
+        return None  # pragma: no cover - the scope only ends early by its deadline
 
     def _finish(self, response: ModelResponse) -> None:
         now = anyio.current_time()

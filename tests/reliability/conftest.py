@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from support.http_paths import http_paths_fixture
 
 from reliability.helpers import FaultServer, Sleeps
+
+anyio_backend = http_paths_fixture()
 
 
 @pytest.fixture

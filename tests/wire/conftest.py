@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from support.http_paths import http_paths_fixture
 from support.local_server import LocalServer
+
+anyio_backend = http_paths_fixture()
 
 
 @pytest.fixture

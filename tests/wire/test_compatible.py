@@ -176,11 +176,11 @@ async def test_user_client_is_not_closed():
 @pytest.mark.anyio
 async def test_owned_client_is_closed_by_aclose():
     model = OpenAICompatible("x", base_url="http://h/v1")
-    client = model._endpoint.pool.get()
-    assert model._endpoint.pool.get() is client
+    client = model._endpoint.transports.get()
+    assert model._endpoint.transports.get() is client
     await model.aclose()
     assert client.is_closed
-    assert model._endpoint.pool.get() is not client
+    assert model._endpoint.transports.get() is not client
     await model.aclose()
 
 
@@ -195,7 +195,7 @@ def test_one_model_across_two_event_loops(backend):
         clients = []
 
         async def once():
-            clients.append(model._endpoint.pool.get())
+            clients.append(model._endpoint.transports.get())
             return await model.request(REQUEST)
 
         first = anyio.run(once, backend=backend)
@@ -241,7 +241,7 @@ async def test_providers_take_max_connections_query_params_and_settings(cls):
             settings=ModelSettings(temperature=0.5),
         )
         await model.request(REQUEST)
-        slots = model._endpoint.pool.slots()  # the owned client's connection slots
+        slots = model._endpoint.transports.slots()  # the owned client's connection slots
         assert slots is not None and slots.total_tokens == 3
         await model.aclose()
     sent = server.requests[0]
@@ -284,7 +284,7 @@ def test_every_model_class_takes_every_client_option():
         assert model.profile is DEFAULT_PROFILE
         assert model.default_headers["X-A"] == "1"
         assert model.extra_body["seed"] == 1
-        assert model._endpoint.params == {"q": "1"}
+        assert model._endpoint.url.endswith("/chat/completions?q=1")
         assert model._endpoint.policy.max_retries == 4
 
 

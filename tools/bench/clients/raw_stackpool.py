@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from agentloop._wire.http import _ssl_context  # pyright: ignore[reportPrivateUsage]
 from agentloop._wire.pool import StackPool
+from agentloop._wire.transport import ssl_context
 
 from . import raw
 
@@ -16,5 +16,5 @@ class Client(raw.Client):
     name = "raw httpx loop on StackPool"
 
     async def open(self, base_url: str, connections: int) -> None:
-        transport = StackPool(_ssl_context(), max_idle=connections)
+        transport = StackPool(ssl_context(), max_idle=connections)
         self.http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=600)

@@ -1,0 +1,247 @@
+"""The seam under `Endpoint`: one POST and its answer, on whichever HTTP library serves the loop.
+
+`Endpoint` (retries, deadlines, error answers) and `HTTPModelStream` (the event stream) speak
+only to a `Transport` and its `Reply`. Two libraries stand behind them:
+
+- aiohttp (`AiohttpTransport`), the default on asyncio: its C HTTP parser and connection pool
+  cost about a quarter of httpx's CPU per request (`make bench`). It is imported with the first
+  request, not with agentloop.
+- httpx (`HttpxTransport`): a caller's own ``http_client`` (used as it is), every run on trio,
+  and an owned client when the environment names a proxy (httpx reads it as always).
+
+``AGENTLOOP_HTTP_BACKEND=httpx`` (or ``aiohttp``) picks the library of the owned client for
+every model, for instance to rule the fast path out when chasing a problem. A library's own
+exceptions never leave the transport's user: `Transport.errors` names them and
+`transport_error` turns one into `APIConnectionError` / `APITimeoutError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import ssl
+import urllib.request
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import anyio
+import sniffio
+from anyio.lowlevel import RunVar
+
+from .._errors import APIConnectionError, APITimeoutError, UsageError
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "BACKEND_VARIABLE",
+    "MAX_CONNECTIONS",
+    "Reply",
+    "Transport",
+    "Transports",
+    "scrub",
+    "ssl_context",
+    "transport_error",
+]
+
+MAX_CONNECTIONS = 100
+"""Connections of an owned client (httpx's default); more concurrent requests wait their turn."""
+BACKEND_VARIABLE = "AGENTLOOP_HTTP_BACKEND"
+_BACKENDS = ("aiohttp", "httpx")
+
+
+class Reply(Protocol):
+    """An answer whose headers have arrived; its body is still to be read."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The response headers (names compared without case)."""
+        ...
+
+    async def read(self) -> bytes:
+        """The whole body (decoded from gzip), after which the reply is closed."""
+        ...
+
+    async def next_chunk(self) -> bytes | None:
+        """The next piece of the body as it arrives; None at its end."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close (idempotent): the connection is kept when the body was read to its end."""
+        ...
+
+
+class Transport(Protocol):
+    """Posts bodies; one per event loop (or the caller's client)."""
+
+    errors: tuple[type[BaseException], ...]
+    """The library's exceptions that a post or a read may raise."""
+
+    @property
+    def is_closed(self) -> bool: ...
+
+    async def post(self, url: str, content: bytes, headers: Mapping[str, str]) -> Reply: ...
+
+    async def aclose(self) -> None: ...
+
+
+def scrub(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def transport_error(exc: BaseException, what: str, secrets: Sequence[str]) -> APIConnectionError:
+    """The typed error for a library's exception (a timeout is `APITimeoutError`)."""
+    detail = scrub(_explained(exc), secrets)
+    if _is_timeout(exc):
+        return APITimeoutError(f"{what}: timed out ({type(exc).__name__}: {detail})")
+    return APIConnectionError(f"{what}: {type(exc).__name__}: {detail}")
+
+
+def _explained(exc: BaseException) -> str:
+    """The exception's message, or the first message among its causes (on trio, httpx's
+    `ConnectError` for a refused certificate says nothing itself)."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            break
+        if str(seen):
+            return str(seen) if seen is exc else f"{type(seen).__name__}: {seen}"
+        seen = seen.__cause__ or seen.__context__
+    return type(exc).__name__
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    if isinstance(exc, TimeoutError):  # aiohttp's own timeouts are TimeoutErrors
+        return True
+    return any(cls.__name__ == "TimeoutException" for cls in type(exc).__mro__)  # httpx's
+
+
+@functools.cache
+def ssl_context() -> ssl.SSLContext:
+    """httpx's default TLS context (certificate verification against certifi's bundle), built
+    once and shared by both libraries: loading the bundle costs tens of milliseconds, and
+    `run_sync` starts a new event loop (and client) for every run."""
+    import httpx
+
+    return httpx.create_ssl_context()
+
+
+def chosen_backend() -> str | None:
+    """The library ``AGENTLOOP_HTTP_BACKEND`` names, or None (the default: pick per loop)."""
+    name = os.environ.get(BACKEND_VARIABLE, "").strip().lower()
+    if not name:
+        return None
+    if name not in _BACKENDS:
+        raise UsageError(f"{BACKEND_VARIABLE} must be 'aiohttp' or 'httpx', not {name!r}")
+    return name
+
+
+class Transports:
+    """The transport to use now: the caller's client's, or one owned per event loop.
+
+    `agent.run_sync` starts a new event loop each time, and a client bound to a finished loop
+    breaks, so the owned transport lives in a `RunVar` (one per running loop), as do the
+    connection slots that cap it.
+    """
+
+    def __init__(
+        self,
+        http_client: httpx.AsyncClient | None,
+        timeout: httpx.Timeout,
+        deadline: float,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
+        self._user: Transport | None = None
+        if http_client is not None:
+            from .httpx_transport import HttpxTransport
+
+            self._user = HttpxTransport(http_client, timeout)
+        self._timeout = timeout
+        self._deadline = deadline
+        self._max = max_connections
+        self._owned: RunVar[Transport | None] = RunVar("agentloop_transport", default=None)
+        self._slots: RunVar[anyio.CapacityLimiter | None] = RunVar("agentloop_slots", default=None)
+
+    def slots(self) -> anyio.CapacityLimiter | None:
+        """The owned transport's connection slots (None for a caller's client).
+
+        Requests beyond the pool's size wait here, in O(1), instead of in the library's pool.
+        Waiting for a slot is not part of a request's deadline.
+        """
+        if self._user is not None:
+            return None
+        limiter = self._slots.get()
+        if limiter is None:
+            limiter = anyio.CapacityLimiter(self._max)
+            self._slots.set(limiter)
+        return limiter
+
+    def slot(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        limiter = self.slots()
+        return _Slot(limiter) if limiter is not None else contextlib.nullcontext()
+
+    def get(self) -> Transport:
+        if self._user is not None:
+            return self._user
+        owned = self._owned.get()
+        if owned is None:
+            owned = self._new()
+            self._owned.set(owned)
+        return owned
+
+    def _new(self) -> Transport:
+        backend = chosen_backend() or _default_backend()
+        if backend == "aiohttp" and sniffio.current_async_library() == "asyncio":
+            from .aiohttp_transport import AiohttpTransport
+
+            proxied = bool(urllib.request.getproxies())  # only when asked for by name
+            return AiohttpTransport(self._timeout, self._deadline, self._max, trust_env=proxied)
+        from .httpx_transport import HttpxTransport, owned_client
+
+        return HttpxTransport(owned_client(self._timeout, self._max), self._timeout, owned=True)
+
+    async def aclose(self) -> None:
+        """Close the transport this loop owns (never the caller's client)."""
+        if self._user is not None:
+            return
+        owned = self._owned.get()
+        if owned is not None:
+            self._owned.set(None)
+            await owned.aclose()
+
+
+def _default_backend() -> str:
+    """aiohttp on asyncio with no proxy in the environment; httpx otherwise."""
+    if sniffio.current_async_library() != "asyncio" or urllib.request.getproxies():
+        return "httpx"
+    try:
+        import aiohttp  # noqa: F401  # pyright: ignore[reportUnusedImport]
+    except ImportError:  # pragma: no cover - a dependency; an install without it still works
+        return "httpx"
+    return "aiohttp"
+
+
+class _Slot:
+    """A slot held by the current task. A free one is taken without a checkpoint (the request
+    itself yields soon enough): that saves an event-loop iteration per request."""
+
+    __slots__ = ("_limiter",)
+
+    def __init__(self, limiter: anyio.CapacityLimiter) -> None:
+        self._limiter = limiter
+
+    async def __aenter__(self) -> None:
+        try:
+            self._limiter.acquire_nowait()
+        except anyio.WouldBlock:
+            await self._limiter.acquire()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._limiter.release()
