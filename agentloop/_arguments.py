@@ -92,6 +92,21 @@ def load_arguments(raw: str | None) -> dict[str, Any]:
     return cast(dict[str, Any], value)
 
 
+def has_null(value: Any) -> bool:
+    """Whether a ``null`` is anywhere in `value` (most arguments have none: nothing to fill).
+    Iterative: arguments may nest deeper than the interpreter's recursion limit."""
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if item is None:
+            return True
+        if type(item) is dict:
+            stack.extend(cast(dict[str, Any], item).values())
+        elif type(item) is list:
+            stack.extend(cast(list[Any], item))
+    return False
+
+
 def fill_null_defaults(value: Any, schema: Any, root: Mapping[str, Any]) -> Any:
     """`value` with each ``null`` removed where an optional property does not admit null.
 
@@ -192,12 +207,15 @@ class PydanticArguments:
         self.schema = schema
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
-        from pydantic import ValidationError
-
-        data = fill_null_defaults(data, self.schema, self.schema)
+        if has_null(data):
+            data = fill_null_defaults(data, self.schema, self.schema)
         try:
             instance = self.model.model_validate(data)
-        except ValidationError as exc:
+        except Exception as exc:
+            from pydantic import ValidationError  # loaded already: the model is pydantic's
+
+            if not isinstance(exc, ValidationError):
+                raise
             lines = [_pydantic_line(e, data) for e in exc.errors()]
             raise ArgumentProblems(list(dict.fromkeys(lines))) from None
         return {param: getattr(instance, field) for field, param in self.fields.items()}
@@ -241,7 +259,8 @@ class JsonSchemaArguments:
         self.validator: Validator = cls(self.schema, format_checker=cls.FORMAT_CHECKER)
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
-        data = fill_null_defaults(data, self.schema, self.schema)
+        if has_null(data):
+            data = fill_null_defaults(data, self.schema, self.schema)
         errors = sorted(self.validator.iter_errors(data), key=lambda e: list(map(str, e.path)))
         if not errors:
             return data

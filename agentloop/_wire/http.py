@@ -141,14 +141,17 @@ class Endpoint:
         `relearn` is asked about each error answer: new content means the model learned what the
         server refused, and that content is sent at once, without spending a retry.
         """
-        started = anyio.current_time()
-        timed: list[float] = []
+        here = self.transports.here()
+        clock = here.clock
+        started = clock()
+        limit = self._limit(deadline)
+        timed = [started]
         body = [content]
 
         async def attempt() -> ModelResponse:
-            async with self.transports.slot():
-                timed[:] = [anyio.current_time()]
-                raw = await self.fetch(body[0], headers, deadline, secret)
+            async with here.slot():
+                timed[0] = begun = clock()
+                raw = await self.fetch(here.transport, body[0], headers, (begun, limit), secret)
             return self.parse_body(raw)
 
         def swap(error: APIStatusError) -> bool:
@@ -158,7 +161,7 @@ class Endpoint:
             return fresh is not None
 
         result, retries = await self.retrying(attempt, secret, swap, retry=retry)
-        now = anyio.current_time()
+        now = clock()
         result = result.replace(
             retries=retries, time_to_first_token=now - timed[0], latency=now - started
         )
@@ -233,13 +236,18 @@ class Endpoint:
         return self.deadline if deadline is None else deadline
 
     async def fetch(
-        self, content: bytes, headers: Mapping[str, str], deadline: float | None, secret: str
+        self,
+        transport: Transport,
+        content: bytes,
+        headers: Mapping[str, str],
+        timing: tuple[float, float],
+        secret: str,
     ) -> bytes:
-        """One attempt, under one deadline: the whole 2xx body, or the typed error."""
-        limit = self._limit(deadline)
-        transport = self.transports.get()
+        """One attempt, under one deadline (`timing`: its start on the loop's clock, and the
+        seconds it may take): the whole 2xx body, or the typed error."""
+        begun, limit = timing
         reply: Reply | None = None
-        with anyio.CancelScope(deadline=anyio.current_time() + limit):
+        with anyio.CancelScope(deadline=begun + limit):
             reply = await self._post(transport, content, headers, secret)
             if 200 <= reply.status < 300:
                 return await self._read(transport, reply, secret)

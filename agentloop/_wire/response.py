@@ -75,6 +75,8 @@ _THINK_CLOSE = "</think>"
 
 def as_mapping(value: Any) -> Mapping[str, Any] | None:
     """`value` as a JSON object, or None when it is not one."""
+    if type(value) is dict:  # what the JSON parser makes: skips the slower ABC check
+        return cast("dict[str, Any]", value)
     return cast("Mapping[str, Any]", value) if isinstance(value, Mapping) else None
 
 
@@ -114,6 +116,8 @@ def normalize_finish_reason(raw: Any) -> tuple[str | None, str | None]:
 def _count(mapping: Any, key: str) -> int:
     fields = as_mapping(mapping)
     value = fields.get(key) if fields is not None else None
+    if type(value) is int:  # the common case first (bool is not int's type)
+        return value if value > 0 else 0
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
     if isinstance(value, float) and 0 < value < 2**53:  # NaN and infinity fail both tests
@@ -123,6 +127,8 @@ def _count(mapping: Any, key: str) -> int:
 
 def _is_amount(value: Any) -> bool:
     """A finite, non-negative number (JSON allows Infinity and NaN through Python's parser)."""
+    if type(value) is int:
+        return value >= 0
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
     return 0 <= value < float("inf")
@@ -140,20 +146,22 @@ def parse_usage(usage: Any, x_groq: Any = None) -> RequestUsage:
         fields = as_mapping(groq.get("usage"))
     if fields is None:
         return RequestUsage(reported=False)
+    details = fields.get("prompt_tokens_details")
     cached = (
-        _count(fields.get("prompt_tokens_details"), "cached_tokens")
+        (_count(details, "cached_tokens") if details is not None else 0)
         or _count(fields, "cached_tokens")
         or _count(fields, "prompt_cache_hit_tokens")
     )
+    reasoning = fields.get("completion_tokens_details")
     cost = fields.get("cost")
+    prompt, completion = fields.get("prompt_tokens"), fields.get("completion_tokens")
     return RequestUsage(
         input_tokens=_count(fields, "prompt_tokens"),
         output_tokens=_count(fields, "completion_tokens"),
         cached_tokens=cached,
-        reasoning_tokens=_count(fields.get("completion_tokens_details"), "reasoning_tokens"),
-        cost=float(cast(float, cost)) if _is_amount(cost) else None,
-        reported=_is_amount(fields.get("prompt_tokens"))
-        or _is_amount(fields.get("completion_tokens")),
+        reasoning_tokens=_count(reasoning, "reasoning_tokens") if reasoning is not None else 0,
+        cost=float(cast(float, cost)) if cost is not None and _is_amount(cost) else None,
+        reported=_is_amount(prompt) or _is_amount(completion),
     )
 
 
@@ -299,18 +307,18 @@ def _text_or_none(value: Any) -> str | None:
 
 def parse_completion(body: Any) -> ModelResponse:
     """The `ModelResponse` of a parsed JSON chat-completions body."""
-    if not isinstance(body, Mapping):
+    fields = as_mapping(body)
+    if fields is None:
         raise ProtocolError(f"the response body is not a JSON object: {_short(body)}")
-    fields: Mapping[str, Any] = body  # pyright: ignore[reportUnknownVariableType]
     if fields.get("error") is not None:
         raise_error_body(fields)
     choices = fields.get("choices")
     if not isinstance(choices, list) or not choices:
         raise ProtocolError(f"the response has no choices: {_short(dict(fields))}")
     choice = _choice(choices)  # pyright: ignore[reportUnknownArgumentType]
-    message = choice.get("message")
-    if not isinstance(message, Mapping):
-        raise ProtocolError(f"choices[0].message is not an object: {_short(message)}")
+    message = as_mapping(choice.get("message"))
+    if message is None:
+        raise ProtocolError(f"choices[0].message is not an object: {_short(choice.get('message'))}")
     response_id = _text_or_none(fields.get("id"))
     finish, raw_finish = normalize_finish_reason(choice.get("finish_reason"))
     return ModelResponse(

@@ -17,12 +17,13 @@ exceptions never leave the transport's user: `Transport.errors` names them and
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import os
 import ssl
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BACKEND_VARIABLE",
     "MAX_CONNECTIONS",
+    "Here",
     "Reply",
     "Transport",
     "Transports",
@@ -143,11 +145,35 @@ def chosen_backend() -> str | None:
     return name
 
 
+class Here:
+    """What requests on the running loop share: its transport, connection slots and clock.
+
+    Fetched once per request (one `RunVar` lookup): each anyio call that finds the running
+    library on its own costs more than the rest of its work.
+    """
+
+    __slots__ = ("clock", "limiter", "transport")
+
+    def __init__(
+        self,
+        transport: Transport,
+        limiter: anyio.CapacityLimiter | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self.transport = transport
+        self.limiter = limiter
+        self.clock = clock
+
+    def slot(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        limiter = self.limiter
+        return _Slot(limiter) if limiter is not None else contextlib.nullcontext()
+
+
 class Transports:
     """The transport to use now: the caller's client's, or one owned per event loop.
 
     `agent.run_sync` starts a new event loop each time, and a client bound to a finished loop
-    breaks, so the owned transport lives in a `RunVar` (one per running loop), as do the
+    breaks, so the owned transport lives in a `RunVar` (one per running loop), with the
     connection slots that cap it.
     """
 
@@ -158,16 +184,28 @@ class Transports:
         deadline: float,
         max_connections: int = MAX_CONNECTIONS,
     ) -> None:
-        self._user: Transport | None = None
+        self._user: Here | None = None
         if http_client is not None:
             from .httpx_transport import HttpxTransport
 
-            self._user = HttpxTransport(http_client, timeout)
+            self._user = Here(HttpxTransport(http_client, timeout), None, anyio.current_time)
         self._timeout = timeout
         self._deadline = deadline
         self._max = max_connections
-        self._owned: RunVar[Transport | None] = RunVar("agentloop_transport", default=None)
-        self._slots: RunVar[anyio.CapacityLimiter | None] = RunVar("agentloop_slots", default=None)
+        self._owned: RunVar[Here | None] = RunVar("agentloop_transport", default=None)
+
+    def here(self) -> Here:
+        """The running loop's transport, slots and clock (made on first use)."""
+        if self._user is not None:
+            return self._user
+        here = self._owned.get()
+        if here is None:
+            here = self._new()
+            self._owned.set(here)
+        return here
+
+    def get(self) -> Transport:
+        return self.here().transport
 
     def slots(self) -> anyio.CapacityLimiter | None:
         """The owned transport's connection slots (None for a caller's client).
@@ -175,46 +213,36 @@ class Transports:
         Requests beyond the pool's size wait here, in O(1), instead of in the library's pool.
         Waiting for a slot is not part of a request's deadline.
         """
-        if self._user is not None:
-            return None
-        limiter = self._slots.get()
-        if limiter is None:
-            limiter = anyio.CapacityLimiter(self._max)
-            self._slots.set(limiter)
-        return limiter
+        return self.here().limiter
 
-    def slot(self) -> contextlib.AbstractAsyncContextManager[Any]:
-        limiter = self.slots()
-        return _Slot(limiter) if limiter is not None else contextlib.nullcontext()
-
-    def get(self) -> Transport:
-        if self._user is not None:
-            return self._user
-        owned = self._owned.get()
-        if owned is None:
-            owned = self._new()
-            self._owned.set(owned)
-        return owned
-
-    def _new(self) -> Transport:
+    def _new(self) -> Here:
+        limiter = anyio.CapacityLimiter(self._max)
         backend = chosen_backend() or _default_backend()
-        if backend == "aiohttp" and sniffio.current_async_library() == "asyncio":
-            from .aiohttp_transport import AiohttpTransport
+        if sniffio.current_async_library() == "asyncio":
+            clock = asyncio.get_running_loop().time  # what anyio's deadlines use on asyncio
+            if backend == "aiohttp":
+                from .aiohttp_transport import AiohttpTransport
 
-            proxied = bool(urllib.request.getproxies())  # only when asked for by name
-            return AiohttpTransport(self._timeout, self._deadline, self._max, trust_env=proxied)
+                proxied = bool(urllib.request.getproxies())  # only when asked for by name
+                transport = AiohttpTransport(
+                    self._timeout, self._deadline, self._max, trust_env=proxied
+                )
+                return Here(transport, limiter, clock)
+        else:
+            clock = anyio.current_time
         from .httpx_transport import HttpxTransport, owned_client
 
-        return HttpxTransport(owned_client(self._timeout, self._max), self._timeout, owned=True)
+        client = owned_client(self._timeout, self._max)
+        return Here(HttpxTransport(client, self._timeout, owned=True), limiter, clock)
 
     async def aclose(self) -> None:
         """Close the transport this loop owns (never the caller's client)."""
         if self._user is not None:
             return
-        owned = self._owned.get()
-        if owned is not None:
+        here = self._owned.get()
+        if here is not None:
             self._owned.set(None)
-            await owned.aclose()
+            await here.transport.aclose()
 
 
 def _default_backend() -> str:
