@@ -1,7 +1,9 @@
 """agentloop: tool-calling agents over any OpenAI-compatible chat-completions API."""
 
-from ._agent import Agent, Instructions, OutputValidator, Prompt, RunOptions
-from ._context import RunContext
+import importlib
+from typing import TYPE_CHECKING
+
+from ._agent import Agent, OutputValidator
 from ._errors import (
     AgentloopError,
     APIConnectionError,
@@ -34,20 +36,6 @@ from ._errors import (
     UsageError,
     UsageLimitExceeded,
 )
-from ._events import (
-    PartialOutput,
-    ReasoningDelta,
-    RefusalDelta,
-    RunEvent,
-    RunFinished,
-    StreamDelta,
-    TextDelta,
-    ToolArgumentsDelta,
-    ToolCallFinished,
-    ToolCallStarted,
-    TurnFinished,
-)
-from ._history import repair_history
 from ._history_policy import (
     DEFAULT_HISTORY_POLICY,
     HistoryPolicy,
@@ -56,8 +44,6 @@ from ._history_policy import (
     drop_oldest,
     truncate_tool_results,
 )
-from ._limits import Limits
-from ._loop.run_stream import RunStream
 from ._messages import (
     AssistantMessage,
     Message,
@@ -71,15 +57,9 @@ from ._messages import (
     messages_from_json,
     messages_to_json,
 )
-from ._prices import ModelInfo, lookup_model, register_model
-from ._progress import WorkingLine
-from ._result import RequestStats, RunResult, RunTiming
 from ._settings import ModelSettings
-from ._summarize import summarize_older
 from ._tools import Tool, tool
-from ._usage import Usage
 from ._wire.compatible import OpenAICompatible
-from ._wire.models import Model, infer_model
 from ._wire.options import ClientOptions
 from ._wire.profiles import (
     DEFAULT_PROFILE,
@@ -93,11 +73,78 @@ from ._wire.profiles import (
     VLLM_PROFILE,
     ModelProfile,
 )
-from ._wire.providers import OpenAI, OpenRouter
 from ._wire.retry import RetryPolicy
-from ._wire.tokens import TokenCount, count_request_tokens, count_text_tokens
+
+# The rest loads on first use (PEP 562 `__getattr__` below): what `Agent`, `tool` and
+# `OpenAICompatible` do not need (the run loop, streams, prices, token counting...) stays out of
+# `import agentloop`, which is imported by every script that uses the package.
+if TYPE_CHECKING:
+    from ._context import RunContext
+    from ._events import (
+        PartialOutput,
+        ReasoningDelta,
+        RefusalDelta,
+        RunEvent,
+        RunFinished,
+        StreamDelta,
+        TextDelta,
+        ToolArgumentsDelta,
+        ToolCallFinished,
+        ToolCallStarted,
+        TurnFinished,
+    )
+    from ._history import repair_history
+    from ._limits import Limits
+    from ._loop.plan import Instructions, Prompt, RunOptions
+    from ._loop.run_stream import RunStream
+    from ._prices import ModelInfo, lookup_model, register_model
+    from ._progress import WorkingLine
+    from ._result import RequestStats, RunResult, RunTiming
+    from ._summarize import summarize_older
+    from ._usage import Usage
+    from ._wire.models import Model, infer_model
+    from ._wire.providers import OpenAI, OpenRouter
+    from ._wire.tokens import TokenCount, count_request_tokens, count_text_tokens
 
 __version__ = "0.1.0"
+
+_LAZY: dict[str, str] = {
+    "RunContext": "._context",
+    "PartialOutput": "._events",
+    "ReasoningDelta": "._events",
+    "RefusalDelta": "._events",
+    "RunEvent": "._events",
+    "RunFinished": "._events",
+    "StreamDelta": "._events",
+    "TextDelta": "._events",
+    "ToolArgumentsDelta": "._events",
+    "ToolCallFinished": "._events",
+    "ToolCallStarted": "._events",
+    "TurnFinished": "._events",
+    "repair_history": "._history",
+    "Limits": "._limits",
+    "Instructions": "._loop.plan",
+    "Prompt": "._loop.plan",
+    "RunOptions": "._loop.plan",
+    "RunStream": "._loop.run_stream",
+    "ModelInfo": "._prices",
+    "lookup_model": "._prices",
+    "register_model": "._prices",
+    "WorkingLine": "._progress",
+    "RequestStats": "._result",
+    "RunResult": "._result",
+    "RunTiming": "._result",
+    "summarize_older": "._summarize",
+    "Usage": "._usage",
+    "Model": "._wire.models",
+    "infer_model": "._wire.models",
+    "OpenAI": "._wire.providers",
+    "OpenRouter": "._wire.providers",
+    "TokenCount": "._wire.tokens",
+    "count_request_tokens": "._wire.tokens",
+    "count_text_tokens": "._wire.tokens",
+}
+"""The module of each name imported on first use."""
 
 __all__ = [
     "DEFAULT_HISTORY_POLICY",
@@ -200,3 +247,17 @@ __all__ = [
     "tool",
     "truncate_tool_results",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Import a name of `_LAZY` on first use; later uses find it in the module's globals."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

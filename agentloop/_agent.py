@@ -8,26 +8,24 @@ from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Unpack
 
-import anyio
-
 from ._errors import UsageError
 from ._history_policy import DEFAULT_HISTORY_POLICY, HistoryPolicy
-from ._limits import Limits
-from ._loop.dispatch import Approver, DispatchConfig
-from ._loop.plan import Instructions, OutputPlan, Prompt, RunArgs, RunOptions, RunPlan
-from ._output import OUTPUT_TOOL_NAME, OutputSpec
 from ._settings import ModelSettings
 from ._tools import Tool, tool
-from ._wire.models import infer_model
 
+# The plan's and the loop's modules (and anyio) load when an agent is built or run, not when
+# `Agent` is imported: `import agentloop` stays fast.
 if TYPE_CHECKING:
     from ._events import RunEvent
+    from ._limits import Limits
+    from ._loop.dispatch import Approver
+    from ._loop.plan import Instructions, Prompt, RunOptions, RunPlan
     from ._loop.run_stream import RunStream
     from ._result import RunResult
     from ._wire.models import Model
     from ._wire.profiles import OutputMode
 
-__all__ = ["Agent", "Instructions", "OutputValidator", "Prompt", "RunOptions"]
+__all__ = ["Agent", "OutputValidator"]
 
 OutputT = TypeVar("OutputT")
 OutputValidator = Callable[..., Any]
@@ -123,6 +121,9 @@ class Agent(Generic[OutputT]):
             raise UsageError(
                 "tool_concurrency and max_tool_result_chars must be >= 1, retries >= 0"
             )
+        from ._limits import Limits  # deferred: see the imports
+        from ._wire.models import infer_model
+
         limits = limits or Limits()
         if max_turns is not None:
             limits = dataclasses.replace(limits, max_turns=max_turns)
@@ -145,6 +146,10 @@ class Agent(Generic[OutputT]):
         assign("_plan", self._build_plan(infer_model(model) if isinstance(model, str) else model))
 
     def _build_plan(self, model: Model) -> RunPlan:
+        from ._loop.dispatch import DispatchConfig  # deferred: see the imports
+        from ._loop.plan import OutputPlan, RunPlan
+        from ._output import OutputSpec
+
         structured_tool = self.output_mode == "tool" and self.output_type is not str
         dispatch = DispatchConfig(
             _tools_by_name(self.tools, structured_tool),
@@ -211,6 +216,7 @@ class Agent(Generic[OutputT]):
         ``history``, ``deps``, ``settings`` and ``limits``.
         """
         from ._loop.loop import run_loop
+        from ._loop.plan import RunArgs
 
         return await run_loop(self._plan, RunArgs.of(prompt, options), None)
 
@@ -227,6 +233,7 @@ class Agent(Generic[OutputT]):
 
         Each event is a `RunEvent`. After the iteration, ``stream.result`` is the `RunResult`.
         """
+        from ._loop.plan import RunArgs
         from ._loop.run_stream import RunStream
 
         return RunStream(self._plan, RunArgs.of(prompt, options))
@@ -253,6 +260,8 @@ class Agent(Generic[OutputT]):
 
 
 def _run_blocking(call: Callable[[], Awaitable[Any]]) -> Any:
+    import anyio  # deferred: see the imports
+
     try:
         return anyio.run(call)
     except RuntimeError as exc:
@@ -270,6 +279,8 @@ _KEPT = tuple(name for name in _OPTIONS if name not in ("model", "max_turns"))
 def _tools_by_name(tools: Sequence[Tool], output_tool: bool) -> dict[str, Tool]:
     """The tools by name. With `output_tool` (output_mode "tool" asked for structured output),
     the output tool's name is taken; else the run checks it once the mode is known."""
+    from ._output import OUTPUT_TOOL_NAME  # deferred: see the imports
+
     by_name: dict[str, Tool] = {}
     for item in tools:
         if item.name in by_name:

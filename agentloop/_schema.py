@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 from ._schema_limits import check_limits, check_tool_count, prune_defs
@@ -32,6 +31,7 @@ from ._schema_walk import (
     is_object,
     resolve_ref,
 )
+from ._strict_result import StrictResult
 
 __all__ = ["StrictResult", "check_tool_count", "to_strict"]
 
@@ -91,21 +91,6 @@ _LOSSY = frozenset(
         "additionalItems",
     }
 )
-
-
-@dataclass(slots=True)
-class StrictResult:
-    """The strict form of a schema.
-
-    `lossless` is False when strict mode cannot express the schema; `problems` then says why
-    (JSON pointers into the original schema). `defaults` maps the JSON pointer of each property
-    that became required-and-nullable to its default, where the original schema gave one.
-    """
-
-    schema: dict[str, Any]
-    lossless: bool
-    problems: list[str] = field(default_factory=lambda: [])
-    defaults: dict[str, Any] = field(default_factory=lambda: {})
 
 
 def to_strict(schema: Mapping[str, Any]) -> StrictResult:

@@ -24,14 +24,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict, Unpack, overload
 
-from ._arguments import ArgumentProblems, JsonSchemaArguments, PydanticArguments, load_arguments
 from ._errors import SchemaError, ToolRetry, UsageError
 from ._log import get_logger
 from ._messages import ToolDefinition
-from ._schema import StrictResult, to_strict
-from ._schema_walk import clean_schema
-from ._signature import function_name, inspect_function, is_async_callable, is_context, type_hints
+from ._strict_result import StrictResult
 
+# The schema, signature and argument modules load with the first tool built, not with
+# `import agentloop` (a script may import the package and build its tools much later, or never).
 if TYPE_CHECKING:
     from ._context import RunContext
 
@@ -121,6 +120,9 @@ class Tool:
     )
 
     def __post_init__(self) -> None:
+        from ._schema import to_strict  # deferred: see the imports
+        from ._signature import is_async_callable
+
         _check_options(self)
         object.__setattr__(self, "is_async", is_async_callable(self.function))
         try:
@@ -141,6 +143,9 @@ class Tool:
         **options: Unpack[ToolOptions],
     ) -> Tool:
         """A tool from a raw JSON schema; `function` gets the arguments as keyword arguments."""
+        from ._arguments import JsonSchemaArguments  # deferred: see the imports
+        from ._schema_walk import clean_schema
+
         _check_option_names("Tool.from_schema", options)
         schema = dict(parameters)
         _check_json_schema(name, schema)
@@ -173,6 +178,8 @@ class Tool:
 
     def parse_arguments(self, raw: str | None) -> dict[str, Any]:
         """The validated keyword arguments (the context excluded), or `InvalidArguments`."""
+        from ._arguments import ArgumentProblems, load_arguments  # deferred: see the imports
+
         try:
             return self.validator.validate(load_arguments(raw))
         except ArgumentProblems as exc:
@@ -243,6 +250,8 @@ def _check_json_schema(name: str, schema: dict[str, Any]) -> None:
 
 def _context_param(function: Callable[..., Any]) -> str | None:
     """The parameter of a raw-schema tool's function annotated `RunContext`, if any."""
+    from ._signature import is_context, type_hints  # deferred: see the imports
+
     try:
         hints = type_hints(function)
     except UsageError:
@@ -257,6 +266,10 @@ def _from_function(
     options: ToolOptions,
     localns: Mapping[str, Any] | None,
 ) -> Tool:
+    from ._arguments import PydanticArguments  # deferred: see the imports
+    from ._schema_walk import clean_schema
+    from ._signature import function_name, inspect_function
+
     tool_name = name if name is not None else getattr(function, "__name__", "")
     if not tool_name or not _NAME_RE.match(tool_name):
         raise UsageError(

@@ -30,7 +30,7 @@ import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from pydantic_core import to_jsonable_python
 
-from ._agent import Agent, Prompt
+from ._agent import Agent
 from ._batch_io import JSONLSink, NullSink, Sink, read_folder, read_jsonl
 from ._errors import (
     APIConnectionError,
@@ -48,6 +48,7 @@ from ._errors import (
 )
 from ._limits import Limits
 from ._log import get_logger
+from ._loop.plan import Prompt
 from ._progress import BatchProgress, ProgressBar
 from ._result import RunResult
 from ._settings import ModelSettings

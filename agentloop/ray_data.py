@@ -37,7 +37,8 @@ from pydantic_core import to_json
 from ._errors import UsageError
 
 if TYPE_CHECKING:
-    from ._agent import Agent, Prompt
+    from ._agent import Agent
+    from ._loop.plan import Prompt
     from .batch import ItemTally
 
 __all__ = ["ERROR_COLUMNS", "AgentMapper", "RowOutcome", "map_agent", "require_ray"]

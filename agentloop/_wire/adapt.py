@@ -9,7 +9,6 @@ its request could need either.
 from __future__ import annotations
 
 import dataclasses
-import html
 import re
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator
@@ -18,11 +17,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from .._errors import UsageError
-from .._events import TextDelta, ToolArgumentsDelta, ToolCallStarted
 from .._messages import AssistantMessage, ModelRequest, ModelResponse, RequestUsage
 from .profiles import ModelProfile
-from .prompted import read_prompted_answer, read_prompted_calls
 
+# The events, `html` and the prompted-tools reader load with the first answer that needs them:
+# `compatible` imports this module, and `import agentloop` imports `compatible`.
 if TYPE_CHECKING:
     from .._events import StreamDelta
     from .model_stream import HTTPModelStream
@@ -34,19 +33,31 @@ __all__ = ["AdaptedStream", "adapt_response", "adapt_stream"]
 def _unescape(message: AssistantMessage) -> AssistantMessage:
     if not message.content or "&" not in message.content:
         return message
+    import html  # deferred: see the imports
+
     return dataclasses.replace(message, content=html.unescape(message.content))
 
 
-_ENTITY_START = re.compile(r"&[#a-zA-Z0-9]{0,10}$")
+_ENTITY_START = r"&[#a-zA-Z0-9]{0,10}$"  # compiled on first use (`re` caches it)
 
 
 def _split_entity(text: str) -> tuple[str, str]:
     """(what can be unescaped now, the start of an entity that a later delta may finish)."""
-    cut = _ENTITY_START.search(text)
+    cut = re.search(_ENTITY_START, text)
     return (text[: cut.start()], text[cut.start() :]) if cut else (text, "")
 
 
+def _unescaped_text(text: str) -> StreamDelta:
+    import html  # deferred: see the imports
+
+    from .._events import TextDelta
+
+    return TextDelta(html.unescape(text))
+
+
 def _reply_deltas(message: AssistantMessage) -> list[StreamDelta]:
+    from .._events import TextDelta, ToolArgumentsDelta, ToolCallStarted  # deferred: see imports
+
     deltas: list[StreamDelta] = [TextDelta(message.content)] if message.content else []
     for index, call in enumerate(message.tool_calls):
         deltas.append(ToolCallStarted(index, call.id, call.name))
@@ -64,6 +75,8 @@ def adapt_response(
     response: ModelResponse, request: ModelRequest, profile: ModelProfile
 ) -> ModelResponse:
     """`response` with escaped text decoded and prompted tool calls read, where `profile` says."""
+    from .prompted import read_prompted_answer, read_prompted_calls  # deferred: see the imports
+
     message = response.message
     if profile.escaped_text:
         message = _unescape(message)
@@ -159,15 +172,25 @@ class AdaptedStream:
             except StopAsyncIteration:
                 if self._tail:  # an entity cut at the very end: as it is
                     text, self._tail = self._tail, ""
-                    return TextDelta(html.unescape(text))
+                    return _unescaped_text(text)
                 if not await self._refetched_empty():
                     raise
                 return await self.__anext__()
-            if not (isinstance(delta, TextDelta) and profile.escaped_text):
+            if not profile.escaped_text:
                 return delta
-            text, self._tail = _split_entity(self._tail + delta.text)
-            if text:
-                return TextDelta(html.unescape(text))
+            unescaped = self._unescaped(delta)
+            if unescaped is not None:
+                return unescaped
+
+    def _unescaped(self, delta: StreamDelta) -> StreamDelta | None:
+        """`delta` with its text unescaped; None while all of it is an entity's start, held back
+        for the next delta to finish."""
+        from .._events import TextDelta  # deferred: see the imports
+
+        if not isinstance(delta, TextDelta):
+            return delta
+        text, self._tail = _split_entity(self._tail + delta.text)
+        return _unescaped_text(text) if text else None
 
     async def _refetched_empty(self) -> bool:
         """After a stream with tools that said nothing at all: if the model takes that as the
@@ -184,6 +207,8 @@ class AdaptedStream:
     async def _next_prompted(self) -> StreamDelta:
         """Prompted tools: the reply's text is held back until its end, then given as the calls
         or the answer it holds (its JSON is not for the reader)."""
+        from .._events import TextDelta  # deferred: see the imports
+
         while self._held is None:
             try:
                 delta = await self.inner.__anext__()

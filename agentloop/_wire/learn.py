@@ -25,19 +25,19 @@ from .profiles import ModelProfile
 __all__ = ["Lesson", "about_the_request", "lesson"]
 
 Body = Mapping[str, Any]
-_REJECTS = re.compile(
+# The patterns are strings, compiled on first use (`re` caches them) rather than at import: only
+# an error answer needs them, and a dozen case-insensitive compiles cost milliseconds.
+_REJECTS = (
     r"not supported|unsupported|not support|unrecognized|unknown|not allowed|not permitted|"
     r"extra (fields|inputs)|unexpected|invalid|not implemented|cannot|can't|must be|requires|"
-    r"only .{0,40} (is|are) supported|expected|not a valid|should be|must either|can only|error",
-    re.I,
+    r"only .{0,40} (is|are) supported|expected|not a valid|should be|must either|can only|error"
 )
-_VALUE_PROBLEM = re.compile(r"too large|at least|at most|maximum context|exceed|greater|less", re.I)
+_VALUE_PROBLEM = r"too large|at least|at most|maximum context|exceed|greater|less"
 _LEARNABLE_STATUSES = frozenset({400, 404, 415, 422, 500, 501})
-_REQUEST_FAULT = re.compile(
+_REQUEST_FAULT = (
     r"validation error|invalid|not supported|unsupported|unrecognized|is required|missing|"
     r"expected|must be|template|jinja|TypeError|KeyError|ValueError|AttributeError|"
-    r"not implemented|cannot|can't",
-    re.I,
+    r"not implemented|cannot|can't"
 )
 
 
@@ -92,7 +92,7 @@ def _other_cap(profile: ModelProfile) -> ModelProfile:
 class _Feature:
     name: str
     used: Callable[[Body], bool]
-    named: re.Pattern[str]
+    named: str  # a pattern, matched ignoring case
     downgrade: Callable[[ModelProfile], ModelProfile]
     needs_rejection: bool = True
 
@@ -106,12 +106,11 @@ _FEATURES = (
     _Feature(
         "tools",
         lambda body: bool(_tools(body)),
-        re.compile(
+        (
             r"does not support tools|tools? (are |is )?not supported|"
             r"(function|tool)[ _-]?call(ing|s)? (is |are )?not (supported|enabled|available)|"
             r"enable-auto-tool-choice|tool[ _-]?call[ _-]?parser|requires --jinja|\btools\b.{0,40}"
-            r"(not (supported|allowed|permitted)|unsupported|extra)",
-            re.I,
+            r"(not (supported|allowed|permitted)|unsupported|extra)"
         ),
         lambda p: p.replace(tool_mode="prompted"),
         needs_rejection=False,
@@ -119,57 +118,57 @@ _FEATURES = (
     _Feature(
         "tool_choice_required",
         lambda body: body.get("tool_choice") == "required",
-        re.compile(
+        (
             r"(tool_choice|tool choice).{0,80}required|required.{0,80}(tool_choice|tool choice)|"
-            r"must either be a named tool",
-            re.I,
+            r"must either be a named tool"
         ),
         lambda p: p.replace(tool_choice_required=False),
     ),
     _Feature(
         "tool_choice",
         lambda body: "tool_choice" in body,
-        re.compile(r"tool_choice|tool choice", re.I),
+        r"tool_choice|tool choice",
         lambda p: p.replace(tool_choice=False),
     ),
     _Feature(
         "parallel_tool_calls",
         lambda body: "parallel_tool_calls" in body,
-        re.compile(r"parallel_tool_calls", re.I),
+        r"parallel_tool_calls",
         lambda p: p.replace(parallel_tool_calls=False),
     ),
     _Feature(
         "stream_options",
         lambda body: "stream_options" in body,
-        re.compile(r"stream_options|stream options|include_usage", re.I),
+        r"stream_options|stream options|include_usage",
         lambda p: p.replace(stream_usage=False),
     ),
-    _Feature(
-        "strict", _strict, re.compile(r"\bstrict\b", re.I), lambda p: p.replace(strict_tools=False)
-    ),
+    _Feature("strict", _strict, r"\bstrict\b", lambda p: p.replace(strict_tools=False)),
     _Feature(
         "response_format",
         lambda body: _format_type(body) is not None,
-        re.compile(r"response_format|response format|json_schema|json_object|json schema", re.I),
+        r"response_format|response format|json_schema|json_object|json schema",
         _next_format,
     ),
     _Feature(
         "max_tokens_field",
         _cap_used,
-        re.compile(r"max_completion_tokens|max_tokens", re.I),
+        r"max_completion_tokens|max_tokens",
         _other_cap,
     ),
     _Feature(
         "null_content",
         _null_content,
-        re.compile(
+        (
             r"content.{0,60}(null|none|string|str\b)|(null|none|nonetype).{0,60}content|"
-            r"nonetype|none is not",
-            re.I,
+            r"nonetype|none is not"
         ),
         lambda p: p.replace(null_content_with_tool_calls=False),
     ),
 )
+
+
+def _found(pattern: str, text: str) -> bool:
+    return re.search(pattern, text, re.I) is not None
 
 
 def error_text(error: APIStatusError) -> str:
@@ -182,13 +181,13 @@ def error_text(error: APIStatusError) -> str:
     return " ".join(parts)
 
 
-_SILENT_500 = re.compile(r"\s*(\d{3})?\s*(\(empty body\))?\s*")
+_SILENT_500 = r"\s*(\d{3})?\s*(\(empty body\))?\s*"
 
 
 def _crash(error: APIStatusError, body: Body, profile: ModelProfile) -> Lesson | None:
     """A 500 that says nothing, to a request forcing a tool call: llama-cpp-python's
     function-calling handler fails an assert on ``tool_choice: "required"`` and answers so."""
-    if error.status_code != 500 or not _SILENT_500.fullmatch(error.message):
+    if error.status_code != 500 or not re.fullmatch(_SILENT_500, error.message):
         return None
     if body.get("tool_choice") != "required" or not profile.tool_choice_required:
         return None
@@ -205,11 +204,11 @@ def lesson(error: APIStatusError, body: Body, profile: ModelProfile) -> Lesson |
         return crashed
     text = error_text(error)
     for feature in _FEATURES:
-        if not feature.used(body) or not feature.named.search(text):
+        if not feature.used(body) or not _found(feature.named, text):
             continue
-        if feature.needs_rejection and not _REJECTS.search(text):
+        if feature.needs_rejection and not _found(_REJECTS, text):
             continue
-        if feature.name == "max_tokens_field" and _VALUE_PROBLEM.search(text):
+        if feature.name == "max_tokens_field" and _found(_VALUE_PROBLEM, text):
             continue
         learned = feature.downgrade(profile)
         if learned != profile:
@@ -222,4 +221,4 @@ def about_the_request(error: APIStatusError) -> bool:
     server-side exception on its content): the same request would fail again."""
     if error.status_code not in (500, 501):
         return False
-    return error.status_code == 501 or bool(_REQUEST_FAULT.search(error.message))
+    return error.status_code == 501 or _found(_REQUEST_FAULT, error.message)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -31,8 +30,9 @@ __all__ = [
     "tools_prompt",
 ]
 
-_FENCE_RE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
-_TAG_RE = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)
+# Patterns compiled on first use (`re` caches them), not at import: most servers take tools.
+_FENCE_RE = r"```(?:json|JSON)?\s*(.*?)```"
+_TAG_RE = r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)"
 _COMPACT = (",", ":")
 ANSWER_KEY = "answer"
 ANSWER_SCHEMA: dict[str, Any] = {
@@ -133,8 +133,8 @@ def _results_text(results: list[str]) -> str:
 
 def _blocks(text: str) -> list[str]:
     """The JSON blocks of a reply inside fences or ``<tool_call>`` tags."""
-    return [m.group(1) for m in _FENCE_RE.finditer(text)] + [
-        m.group(1) for m in _TAG_RE.finditer(text)
+    return [m.group(1) for m in re.finditer(_FENCE_RE, text, re.S)] + [
+        m.group(1) for m in re.finditer(_TAG_RE, text, re.S)
     ]
 
 
@@ -202,6 +202,8 @@ def read_prompted_calls(
         calls = (_as_calls(_decode(rest), names) or []) if rest is not None else []
     if not calls:
         return message
+    import uuid  # deferred: it loads `platform`, and only a reply with calls needs it
+
     unique = dict.fromkeys((name, _arguments_text(args)) for name, args in calls)
     tool_calls = tuple(
         ToolCall(f"call_{uuid.uuid4().hex[:12]}", name, arguments) for name, arguments in unique

@@ -7,7 +7,6 @@ read from its `ModelProfile`; a value of None is never sent.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,18 +22,12 @@ from .._messages import (
     ToolMessage,
     UserMessage,
 )
-from .._output import OUTPUT_TOOL_NAME
 from .._settings import ModelSettings
 from .profiles import ModelProfile
-from .prompted import (
-    ANSWER_KEY,
-    ANSWER_SCHEMA,
-    add_system_text,
-    prompted_messages,
-    reply_schema,
-    schema_prompt,
-    tools_prompt,
-)
+
+# `json`, `prompted` and `_output` are imported where they are used: `compatible` imports this
+# module, and `import agentloop` imports `compatible`. A local import costs well under a
+# microsecond once the module is loaded.
 
 __all__ = ["build_body", "build_headers", "encode_body", "message_to_wire"]
 
@@ -163,6 +156,8 @@ def _prompted_offer(request: ModelRequest, profile: ModelProfile) -> Offer | Non
         return (), False, calls
     if choice not in (None, "auto", "required"):
         return tuple(t for t in request.tools if t.name == choice), True, calls
+    from .._output import OUTPUT_TOOL_NAME  # deferred: see the imports
+
     output_tool = any(t.name == OUTPUT_TOOL_NAME for t in request.tools)  # it is the answer
     return tuple(request.tools), choice == "required" or output_tool, calls
 
@@ -174,6 +169,9 @@ def _constrained(profile: ModelProfile) -> bool:
 def _answer_form(request: ModelRequest, profile: ModelProfile) -> str | None:
     """What a constrained prompted-tools reply answers with when it calls no tool (None: the
     reply is free)."""
+    from .._output import OUTPUT_TOOL_NAME  # deferred: see the imports
+    from .prompted import ANSWER_KEY
+
     if not _constrained(profile) or any(t.name == OUTPUT_TOOL_NAME for t in request.tools):
         return None
     if request.response_format is not None:
@@ -186,6 +184,8 @@ def _messages(
 ) -> list[dict[str, Any]]:
     """The wire messages, with what the server cannot take as parameters said in the prompt:
     the tools (prompted tool mode) and the output schema (JSON mode without a schema)."""
+    from .prompted import add_system_text, prompted_messages, schema_prompt, tools_prompt
+
     notes: list[str] = []
     if offer is not None:
         wire = prompted_messages(request.messages, profile)
@@ -214,6 +214,8 @@ def _prompted_format(
 ) -> dict[str, Any] | None:
     """The response format that holds a prompted-tools reply to a call or an answer, where the
     server takes a schema."""
+    from .prompted import ANSWER_SCHEMA, reply_schema  # deferred: see the imports
+
     tools, required, calls = offer
     if not _constrained(profile):
         return None
@@ -335,6 +337,8 @@ def _jsonable(value: object) -> object:
 
 def encode_body(body: Mapping[str, Any]) -> bytes:
     """The body as compact UTF-8 JSON. Any `Mapping` or sequence is accepted (no copies made)."""
+    import json  # deferred: see the imports
+
     try:
         text = json.dumps(
             body, ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_jsonable

@@ -11,12 +11,9 @@ exponential backoff with jitter: ``min(0.5 * 2**n, 8) * (1 - 0.25 * random())``.
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-
-import anyio
 
 from .._errors import APIConnectionError, APIError, APIStatusError, InsufficientCreditsError
 
@@ -72,6 +69,18 @@ def _should_retry_header(headers: Mapping[str, str]) -> bool | None:
     return None
 
 
+def _default_sleep() -> Callable[[float], Awaitable[None]]:
+    import anyio  # here: anyio loads with the first policy, not with `import agentloop`
+
+    return anyio.sleep
+
+
+def _default_random() -> Callable[[], float]:
+    import random  # here, as anyio above
+
+    return random.random
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetryPolicy:
     """How a model retries. `sleep` and `random` are injectable so tests need not wait.
@@ -85,8 +94,8 @@ class RetryPolicy:
     max_retry_after: float = 60.0
     initial_delay: float = 0.5
     max_delay: float = 8.0
-    sleep: Callable[[float], Awaitable[None]] = field(default=anyio.sleep, repr=False)
-    random: Callable[[], float] = field(default=random.random, repr=False)
+    sleep: Callable[[float], Awaitable[None]] = field(default_factory=_default_sleep, repr=False)
+    random: Callable[[], float] = field(default_factory=_default_random, repr=False)
 
     def __post_init__(self) -> None:
         from .._errors import UsageError

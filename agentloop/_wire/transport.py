@@ -160,9 +160,9 @@ class Here:
         limiter: anyio.CapacityLimiter | None,
         clock: Callable[[], float],
     ) -> None:
-        self.transport = transport
-        self.limiter = limiter
-        self.clock = clock
+        self.transport: Transport = transport
+        self.limiter: anyio.CapacityLimiter | None = limiter
+        self.clock: Callable[[], float] = clock
 
     def slot(self) -> contextlib.AbstractAsyncContextManager[Any]:
         limiter = self.limiter
