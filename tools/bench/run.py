@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
 CLIENTS = {
     "raw_asyncio": "raw asyncio loop (physical floor)",
     "raw_aiohttp": "raw aiohttp loop (transport floor)",
@@ -92,7 +93,7 @@ def machine(python: str) -> dict[str, Any]:
                 break
     code = (
         "import importlib.metadata as m, json, sys\n"
-        "names = ['agentloop', 'httpx', 'httpcore', 'anyio', 'pydantic', 'openai',"
+        "names = ['agentloop', 'aiohttp', 'httpx', 'httpcore', 'anyio', 'pydantic', 'openai',"
         " 'pydantic-ai-slim', 'openai-agents', 'instructor']\n"
         "v = {}\n"
         "for n in names:\n"
@@ -209,6 +210,10 @@ def main() -> None:
         f"core 0; {reps} repetitions, {runs} runs each (after 20 warm-up runs).",
     ]
     print("\n".join(out), flush=True)
+    if "import" in scenarios:
+        # Every peer is installed with its modules compiled (pip does it); agentloop, installed
+        # editable, is compiled here, so that the import column compares like with like.
+        subprocess.run([python, "-m", "compileall", "-q", str(ROOT / "agentloop")], check=True)
     server = start_server(python, args.port)
     try:
         common = ["--port", str(args.port), "--server-pid", str(server.pid)]
