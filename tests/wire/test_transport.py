@@ -12,6 +12,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -76,12 +77,19 @@ async def test_a_gzip_body_is_decoded(server: LocalServer) -> None:
 
 @pytest.mark.anyio
 async def test_connections_are_capped(server: LocalServer) -> None:
-    """Six concurrent requests on a model of two connections: never more than two at once."""
-    peak = [0]
+    """Six concurrent requests on a model of two connections: never more than two at once
+    (counted while the server holds each request, before it answers)."""
+    lock = threading.Lock()
+    held, peak = [0], [0]
 
     def slow(request: Recorded) -> Reply:
-        peak[0] = max(peak[0], server.active)
-        return Reply(200, json_body=OK, header_delay=0.15)
+        with lock:
+            held[0] += 1
+            peak[0] = max(peak[0], held[0])
+        time.sleep(0.15)
+        with lock:
+            held[0] -= 1
+        return Reply(200, json_body=OK)
 
     server.handler = slow
     model = OpenAICompatible("m", base_url=server.base_url, api_key="k", max_connections=2)
