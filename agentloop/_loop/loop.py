@@ -9,7 +9,7 @@ each stage returns.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._errors import AgentloopError, OutputTruncatedError, RefusalError, UsageLimitExceeded
@@ -148,10 +148,11 @@ def _check_answerable(response: ModelResponse) -> None:
         raise OutputTruncatedError("the model hit its token limit in the middle of its tool calls")
 
 
-async def _send(model: Model, request: ModelRequest, sink: EventSink | None) -> ModelResponse:
+def _send(model: Model, request: ModelRequest, sink: EventSink | None) -> Awaitable[ModelResponse]:
+    """The request's answer, to await (not a coroutine of its own: one frame less per run)."""
     if sink is None:
-        return await model.request(request)
-    return await sink.stream_request(model, request)
+        return model.request(request)
+    return sink.stream_request(model, request)
 
 
 def _log_request(state: RunState, response: ModelResponse) -> None:

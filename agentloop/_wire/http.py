@@ -149,9 +149,18 @@ class Endpoint:
         body = [content]
 
         async def attempt() -> ModelResponse:
-            async with here.slot():
+            limiter = here.limiter
+            if limiter is not None:  # a free slot is taken without a checkpoint (see `Here`)
+                try:
+                    limiter.acquire_nowait()
+                except anyio.WouldBlock:
+                    await limiter.acquire()
+            try:
                 timed[0] = begun = clock()
                 raw = await self.fetch(here.transport, body[0], headers, (begun, limit), secret)
+            finally:
+                if limiter is not None:
+                    limiter.release()
             return self.parse_body(raw)
 
         def swap(error: APIStatusError) -> bool:
@@ -248,9 +257,12 @@ class Endpoint:
         begun, limit = timing
         reply: Reply | None = None
         with anyio.CancelScope(deadline=begun + limit):
-            reply = await self._post(transport, content, headers, secret)
-            if 200 <= reply.status < 300:
-                return await self._read(transport, reply, secret)
+            try:  # the library's calls awaited here, not in helpers: a shorter await chain
+                reply = await transport.post(self.url, content, headers)
+                if 200 <= reply.status < 300:
+                    return await reply.read()
+            except transport.errors as exc:
+                raise self._failed(exc, reply, secret) from exc
             raise self.status_error(reply, await self._error_body(transport, reply, secret))
         if reply is None:
             raise self._no_answer(limit)
@@ -286,7 +298,15 @@ class Endpoint:
         try:
             return await transport.post(self.url, content, headers)
         except transport.errors as exc:
-            raise transport_error(exc, f"request to {self.host} failed", [secret]) from exc
+            raise self._failed(exc, None, secret) from exc
+
+    def _failed(self, exc: BaseException, reply: Reply | None, secret: str) -> APIConnectionError:
+        """The typed error of a library's exception, before the answer (`reply` None) or while
+        reading it."""
+        what = (
+            "reading the answer failed" if reply is not None else f"request to {self.host} failed"
+        )
+        return transport_error(exc, what, [secret])
 
     @staticmethod
     async def _read(transport: Transport, reply: Reply, secret: str) -> bytes:

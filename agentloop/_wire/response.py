@@ -115,7 +115,11 @@ def normalize_finish_reason(raw: Any) -> tuple[str | None, str | None]:
 
 def _count(mapping: Any, key: str) -> int:
     fields = as_mapping(mapping)
-    value = fields.get(key) if fields is not None else None
+    return _tokens(fields.get(key)) if fields is not None else 0
+
+
+def _tokens(value: Any) -> int:
+    """A token count: a positive integer (or a float that is one), else 0."""
     if type(value) is int:  # the common case first (bool is not int's type)
         return value if value > 0 else 0
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
@@ -146,18 +150,19 @@ def parse_usage(usage: Any, x_groq: Any = None) -> RequestUsage:
         fields = as_mapping(groq.get("usage"))
     if fields is None:
         return RequestUsage(reported=False)
-    details = fields.get("prompt_tokens_details")
+    get = fields.get
+    details = get("prompt_tokens_details")
     cached = (
         (_count(details, "cached_tokens") if details is not None else 0)
-        or _count(fields, "cached_tokens")
-        or _count(fields, "prompt_cache_hit_tokens")
+        or _tokens(get("cached_tokens"))
+        or _tokens(get("prompt_cache_hit_tokens"))
     )
-    reasoning = fields.get("completion_tokens_details")
-    cost = fields.get("cost")
-    prompt, completion = fields.get("prompt_tokens"), fields.get("completion_tokens")
+    reasoning = get("completion_tokens_details")
+    cost = get("cost")
+    prompt, completion = get("prompt_tokens"), get("completion_tokens")
     return RequestUsage(
-        input_tokens=_count(fields, "prompt_tokens"),
-        output_tokens=_count(fields, "completion_tokens"),
+        input_tokens=_tokens(prompt),
+        output_tokens=_tokens(completion),
         cached_tokens=cached,
         reasoning_tokens=_count(reasoning, "reasoning_tokens") if reasoning is not None else 0,
         cost=float(cast(float, cost)) if cost is not None and _is_amount(cost) else None,
