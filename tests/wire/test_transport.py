@@ -23,7 +23,14 @@ import sniffio
 from support.local_server import LocalServer, Recorded, Reply
 from support.local_transport import OK
 
-from agentloop import APIConnectionError, ModelRequest, OpenAICompatible, UsageError, UserMessage
+from agentloop import (
+    APIConnectionError,
+    APITimeoutError,
+    ModelRequest,
+    OpenAICompatible,
+    UsageError,
+    UserMessage,
+)
 from agentloop._wire.aiohttp_transport import AiohttpTransport
 from agentloop._wire.httpx_transport import HttpxTransport
 from agentloop._wire.transport import BACKEND_VARIABLE
@@ -99,6 +106,22 @@ async def test_connections_are_capped(server: LocalServer) -> None:
     await model.aclose()
     assert len(server.requests) == 6
     assert peak[0] == 2
+
+
+@pytest.mark.anyio
+async def test_a_read_timeout_given_as_httpx_timeout_applies(server: LocalServer) -> None:
+    """`timeout=httpx.Timeout(..., read=...)`: a server silent for longer than the read timeout
+    is a timeout long before the (default) deadline, on every path."""
+    server.script(Reply(200, json_body=OK, header_delay=2.0))
+    model = OpenAICompatible(
+        "m", base_url=server.base_url, api_key="k", max_retries=0,
+        timeout=httpx.Timeout(5.0, read=0.2),
+    )  # fmt: skip
+    started = time.monotonic()
+    with pytest.raises(APITimeoutError):
+        await model.request(REQUEST)
+    assert time.monotonic() - started < 1.5
+    await model.aclose()
 
 
 @pytest.mark.anyio
