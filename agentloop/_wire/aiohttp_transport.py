@@ -16,7 +16,6 @@ The session of an event loop is closed by that loop's shutdown (`asyncio.run`, `
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator, Mapping
 from typing import TYPE_CHECKING
 
@@ -83,7 +82,8 @@ async def _owner(session: aiohttp.ClientSession) -> AsyncGenerator[None]:
 class AiohttpTransport:
     """Posts through an aiohttp session owned by one event loop."""
 
-    errors: tuple[type[BaseException], ...] = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
+    errors: tuple[type[BaseException], ...] = (aiohttp.ClientError, OSError)
+    """aiohttp's own, and the socket's (its timeouts are `TimeoutError`, an `OSError`)."""
 
     def __init__(
         self,

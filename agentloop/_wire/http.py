@@ -264,11 +264,7 @@ class Endpoint:
             except transport.errors as exc:
                 raise self._failed(exc, reply, secret) from exc
             raise self.status_error(reply, await self._error_body(transport, reply, secret))
-        if reply is None:
-            raise self._no_answer(limit)
-        raise APITimeoutError(
-            f"the answer ({reply.status}) did not arrive in full before the deadline"
-        )
+        raise self._no_answer(limit) if reply is None else self._cut_off(reply)
 
     async def open(
         self,
@@ -292,6 +288,12 @@ class Endpoint:
     def _no_answer(self, limit: float) -> APITimeoutError:
         return APITimeoutError(f"no answer from {self.host} within the {limit:g} s deadline")
 
+    @staticmethod
+    def _cut_off(reply: Reply) -> APITimeoutError:
+        return APITimeoutError(
+            f"the answer ({reply.status}) did not arrive in full before the deadline"
+        )
+
     async def _post(
         self, transport: Transport, content: bytes, headers: Mapping[str, str], secret: str
     ) -> Reply:
@@ -308,12 +310,11 @@ class Endpoint:
         )
         return transport_error(exc, what, [secret])
 
-    @staticmethod
-    async def _read(transport: Transport, reply: Reply, secret: str) -> bytes:
+    async def _read(self, transport: Transport, reply: Reply, secret: str) -> bytes:
         try:
             return await reply.read()
         except transport.errors as exc:
-            raise transport_error(exc, "reading the answer failed", [secret]) from exc
+            raise self._failed(exc, reply, secret) from exc
 
     async def _error_body(self, transport: Transport, reply: Reply, secret: str) -> bytes:
         """An error answer's body, the key taken out (empty if the body could not be read)."""
@@ -346,9 +347,7 @@ class Endpoint:
         with anyio.CancelScope(deadline=end):
             return await self._read(transport, reply, secret)
         await reply.aclose()
-        raise APITimeoutError(
-            f"the answer ({reply.status}) did not arrive in full before the deadline"
-        )
+        raise self._cut_off(reply)
 
     @staticmethod
     def parse_body(raw: bytes) -> ModelResponse:

@@ -260,13 +260,11 @@ class HTTPModelStream:
         try:
             if self._outer_scope:
                 return await reply.next_chunk()
-            with anyio.CancelScope(deadline=self._end) as scope:
+            with anyio.CancelScope(deadline=self._end):
                 return await reply.next_chunk()
         except self._errors as exc:
             raise transport_error(exc, "the stream broke", [self._secret]) from exc
-        if scope.cancelled_caught:
-            raise self._timeout_error() from TimeoutError()
-        return None  # pragma: no cover - the scope only ends early by its deadline
+        raise self._timeout_error() from TimeoutError()  # only the deadline ends the scope
 
     def _finish(self, response: ModelResponse) -> None:
         now = anyio.current_time()

@@ -153,7 +153,7 @@ def parse_usage(usage: Any, x_groq: Any = None) -> RequestUsage:
     get = fields.get
     details = get("prompt_tokens_details")
     cached = (
-        (_count(details, "cached_tokens") if details is not None else 0)
+        _count(details, "cached_tokens")
         or _tokens(get("cached_tokens"))
         or _tokens(get("prompt_cache_hit_tokens"))
     )
@@ -164,8 +164,8 @@ def parse_usage(usage: Any, x_groq: Any = None) -> RequestUsage:
         input_tokens=_tokens(prompt),
         output_tokens=_tokens(completion),
         cached_tokens=cached,
-        reasoning_tokens=_count(reasoning, "reasoning_tokens") if reasoning is not None else 0,
-        cost=float(cast(float, cost)) if cost is not None and _is_amount(cost) else None,
+        reasoning_tokens=_count(reasoning, "reasoning_tokens"),
+        cost=float(cast(float, cost)) if _is_amount(cost) else None,
         reported=_is_amount(prompt) or _is_amount(completion),
     )
 

@@ -18,13 +18,12 @@ exceptions never leave the transport's user: `Transport.errors` names them and
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import os
 import ssl
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 import sniffio
@@ -164,10 +163,6 @@ class Here:
         self.limiter: anyio.CapacityLimiter | None = limiter
         self.clock: Callable[[], float] = clock
 
-    def slot(self) -> contextlib.AbstractAsyncContextManager[Any]:
-        limiter = self.limiter
-        return _Slot(limiter) if limiter is not None else contextlib.nullcontext()
-
 
 class Transports:
     """The transport to use now: the caller's client's, or one owned per event loop.
@@ -249,27 +244,4 @@ def _default_backend() -> str:
     """aiohttp on asyncio with no proxy in the environment; httpx otherwise."""
     if sniffio.current_async_library() != "asyncio" or urllib.request.getproxies():
         return "httpx"
-    try:
-        import aiohttp  # noqa: F401  # pyright: ignore[reportUnusedImport]
-    except ImportError:  # pragma: no cover - a dependency; an install without it still works
-        return "httpx"
     return "aiohttp"
-
-
-class _Slot:
-    """A slot held by the current task. A free one is taken without a checkpoint (the request
-    itself yields soon enough): that saves an event-loop iteration per request."""
-
-    __slots__ = ("_limiter",)
-
-    def __init__(self, limiter: anyio.CapacityLimiter) -> None:
-        self._limiter = limiter
-
-    async def __aenter__(self) -> None:
-        try:
-            self._limiter.acquire_nowait()
-        except anyio.WouldBlock:
-            await self._limiter.acquire()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._limiter.release()

@@ -19,7 +19,6 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-import sniffio
 from support.local_server import LocalServer, Recorded, Reply
 from support.local_transport import OK
 
@@ -40,20 +39,18 @@ PROXY_VARIABLES = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "AL
                    "all_proxy", "NO_PROXY", "no_proxy")  # fmt: skip
 
 
-def expected_library(monkeypatch_env: str | None) -> type:
-    if sniffio.current_async_library() != "asyncio" or monkeypatch_env == "httpx":
-        return HttpxTransport
-    return AiohttpTransport
+# The library each HTTP path (the `anyio_backend` fixture's parameter) must end up on.
+EXPECTED = {"asyncio": AiohttpTransport, "asyncio+httpx": HttpxTransport, "trio": HttpxTransport}
 
 
 @pytest.mark.anyio
-async def test_each_loop_gets_its_library(server: LocalServer) -> None:
+async def test_each_loop_gets_its_library(
+    server: LocalServer, request: pytest.FixtureRequest
+) -> None:
     server.script(Reply(200, json_body=OK))
     model = OpenAICompatible("m", base_url=server.base_url, api_key="k")
-    import os
-
     transport = model._endpoint.transports.get()
-    assert type(transport) is expected_library(os.environ.get(BACKEND_VARIABLE))
+    assert type(transport) is EXPECTED[request.node.callspec.params["anyio_backend"]]
     assert (await model.request(REQUEST)).message.content == "hello"
     await model.aclose()
     assert transport.is_closed
