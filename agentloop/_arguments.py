@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from ._argument_repair import lax_value, near_json
+from ._json import loads
 from ._schema_walk import admits_null, as_schema, resolve_ref
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ def load_arguments(raw: str | None) -> dict[str, Any]:
     if raw is None or not raw.strip():
         return {}
     try:
-        value: Any = json.loads(raw)
+        value: Any = loads(raw)
     except json.JSONDecodeError as exc:
         repaired = near_json(raw)
         if repaired is not None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from ._errors import ToolRetry, UsageError
+from ._json import loads
 from ._messages import ResponseFormat, ToolDefinition
 from ._schema import to_strict
 from ._wire.profiles import ModelProfile, OutputMode
@@ -105,7 +106,7 @@ class OutputSpec:
 
     def parse_json(self, raw: str) -> Any:
         try:
-            value: Any = json.loads(raw) if raw.strip() else {}
+            value: Any = loads(raw) if raw.strip() else {}
         except (ValueError, RecursionError) as exc:  # nested too deep is not valid either
             raise OutputInvalid(
                 f"The answer is not valid JSON ({exc}); answer with JSON valid against the schema."

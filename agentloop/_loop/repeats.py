@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 
+from .._json import loads
 from .._messages import ToolCall, ToolMessage
 
 __all__ = ["Answered", "CallKey", "call_key", "reused_answer"]
@@ -30,7 +31,7 @@ _NOTE = "Same call as before (same tool, same arguments); not run again. Its res
 def call_key(call: ToolCall) -> CallKey:
     """The tool's name and its arguments as canonical JSON (the text itself if it is not JSON)."""
     try:
-        arguments = json.dumps(json.loads(call.arguments or "{}"), sort_keys=True)
+        arguments = json.dumps(loads(call.arguments or "{}"), sort_keys=True)
     except (ValueError, RecursionError):
         arguments = call.arguments
     return call.name, arguments

@@ -30,6 +30,7 @@ from .._events import (
     ToolArgumentsDelta,
     ToolCallStarted,
 )
+from .._json import loads
 from .._messages import ModelResponse
 from .response import (
     REASONING_KEYS,
@@ -369,7 +370,7 @@ def _text(value: Any) -> str | None:
 
 def _loads(data: str, *, strict: bool) -> Any:
     try:
-        return json.loads(data)
+        return loads(data)
     except (ValueError, RecursionError):  # nested beyond the parser's depth is unreadable
         if strict:
             raise ProtocolError(f"a stream event's data is not JSON: {data[:200]!r}") from None

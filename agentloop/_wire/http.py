@@ -30,6 +30,7 @@ from .._errors import (
     APITimeoutError,
     ProtocolError,
 )
+from .._json import loads
 from .._log import get_logger
 from .._messages import ModelResponse
 from .learn import about_the_request
@@ -352,7 +353,7 @@ class Endpoint:
     @staticmethod
     def parse_body(raw: bytes) -> ModelResponse:
         try:
-            body = json.loads(raw)
+            body = loads(raw)
         except (ValueError, RecursionError) as exc:
             snippet = raw[:200].decode("utf-8", "replace")
             raise ProtocolError(f"the answer is not JSON: {snippet!r}") from exc
