@@ -256,6 +256,8 @@ class Endpoint:
         """One attempt, under one deadline (`timing`: its start on the loop's clock, and the
         seconds it may take): the whole 2xx body, or the typed error."""
         begun, limit = timing
+        if transport.holds_deadline:
+            return await self._fetch_held(transport, content, headers, limit, secret)
         reply: Reply | None = None
         with anyio.CancelScope(deadline=begun + limit):
             try:  # the library's calls awaited here, not in helpers: a shorter await chain
@@ -266,6 +268,29 @@ class Endpoint:
                 raise self._failed(exc, reply, secret) from exc
             raise self.status_error(reply, await self._error_body(transport, reply, secret))
         raise self._no_answer(limit) if reply is None else self._cut_off(reply)
+
+    async def _fetch_held(
+        self,
+        transport: Transport,
+        content: bytes,
+        headers: Mapping[str, str],
+        limit: float,
+        secret: str,
+    ) -> bytes:
+        """`fetch` on a transport that holds the deadline itself (its built-in `TimeoutError`)."""
+        reply: Reply | None = None
+        try:
+            reply = await transport.post(self.url, content, headers, limit)
+            raw = await reply.read()
+        except transport.errors as exc:
+            if type(exc) is TimeoutError:  # the deadline, not a per-phase timeout
+                raise (self._no_answer(limit) if reply is None else self._cut_off(reply)) from None
+            if reply is not None and not 200 <= reply.status < 300:
+                raise self.status_error(reply, b"") from None  # its body could not be read
+            raise self._failed(exc, reply, secret) from exc
+        if 200 <= reply.status < 300:
+            return raw
+        raise self.status_error(reply, raw.replace(secret.encode(), b"***") if secret else raw)
 
     async def open(
         self,

@@ -80,6 +80,7 @@ class HttpxTransport:
     """Posts through one `httpx.AsyncClient`, with the model's timeouts on every request."""
 
     errors: tuple[type[BaseException], ...] = (httpx.HTTPError,)
+    holds_deadline = False  # httpx's timeouts are per phase: `Endpoint` holds a cancel scope
 
     def __init__(
         self, client: httpx.AsyncClient, timeout: httpx.Timeout, *, owned: bool = False
@@ -92,7 +93,9 @@ class HttpxTransport:
     def is_closed(self) -> bool:
         return self._client.is_closed
 
-    async def post(self, url: str, content: bytes, headers: Mapping[str, str]) -> HttpxReply:
+    async def post(
+        self, url: str, content: bytes, headers: Mapping[str, str], limit: float | None = None
+    ) -> HttpxReply:
         client = self._client
         request = client.build_request(
             "POST", url, content=content, headers=headers, timeout=self._timeout

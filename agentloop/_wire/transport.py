@@ -81,11 +81,19 @@ class Transport(Protocol):
 
     errors: tuple[type[BaseException], ...]
     """The library's exceptions that a post or a read may raise."""
+    holds_deadline: bool
+    """Whether `post` enforces its `limit` over the whole answer, raising the built-in
+    `TimeoutError` when it passes (else the caller holds the deadline in a cancel scope)."""
 
     @property
     def is_closed(self) -> bool: ...
 
-    async def post(self, url: str, content: bytes, headers: Mapping[str, str]) -> Reply: ...
+    async def post(
+        self, url: str, content: bytes, headers: Mapping[str, str], limit: float | None = None
+    ) -> Reply:
+        """Send; `limit` (seconds) bounds the headers and the body together, where the library
+        holds deadlines (`holds_deadline`)."""
+        ...
 
     async def aclose(self) -> None: ...
 

@@ -275,6 +275,8 @@ async def test_headers_that_never_come_every_time(server, sleeps, mode):
         server, sleeps, mode, late, APITimeoutError, attempts=2, retries=1, timeout=0.3
     )
     assert "deadline" in failure.message
+    if mode == "run":
+        assert "no answer from 127.0.0.1 within the 0.3 s deadline" in failure.message
 
 
 async def test_json_body_that_stops_halfway_is_retried(server, sleeps):
@@ -286,9 +288,10 @@ async def test_json_body_that_stops_halfway_is_retried(server, sleeps):
 async def test_json_body_that_stalls_hits_the_deadline(server, sleeps):
     stall = Plan(200, {"Content-Type": "application/json"}, [b'{"id": "x", ', b"}"],
                  chunk_delay=30)  # fmt: skip
-    await expect_failure(
+    failure = await expect_failure(
         server, sleeps, "run", [stall], APITimeoutError, attempts=1, retries=0, timeout=0.4
     )
+    assert "(200) did not arrive in full before the deadline" in failure.message
 
 
 @pytest.mark.parametrize("abort", ["close", "reset"])
