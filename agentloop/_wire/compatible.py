@@ -145,12 +145,18 @@ class OpenAICompatible:
     def _deadline(request: ModelRequest) -> float | None:
         return request.settings.timeout if request.settings is not None else None
 
-    def _relearner(self, request: ModelRequest, body: dict[str, Any], *, stream: bool) -> Relearn:
+    def _relearner(
+        self, request: ModelRequest, body: dict[str, Any], *, stream: bool
+    ) -> Relearn | None:
+        """What a learning model asks about an error answer (None for a model given its
+        profile: it learns nothing, and the body need not be kept until the answer comes)."""
+        if not self._learns:
+            return None
         sent = [(body, self.profile)]
 
         def relearn(error: APIStatusError) -> bytes | None:
             body, built_with = sent[0]
-            if not self._learns or lesson(error, body, built_with) is None:
+            if lesson(error, body, built_with) is None:
                 return None
             now = lesson(error, body, self.profile)  # None: another request learned it first
             if now is not None:
