@@ -18,6 +18,8 @@ from ._errors import (
     IncompleteStreamError,
     InsufficientCreditsError,
     InternalServerError,
+    MCPServerError,
+    MCPTimeoutError,
     MissingAPIKeyError,
     ModerationError,
     NotFoundError,
@@ -33,6 +35,7 @@ from ._errors import (
     SettingsError,
     ToolExecutionError,
     ToolRetry,
+    ToolsetError,
     UsageError,
     UsageLimitExceeded,
 )
@@ -101,6 +104,7 @@ if TYPE_CHECKING:
     from ._progress import WorkingLine
     from ._result import RequestStats, RunResult, RunTiming
     from ._summarize import summarize_older
+    from ._toolsets import OpenToolset, Toolset
     from ._usage import Usage
     from ._wire.models import Model, infer_model
     from ._wire.providers import OpenAI, OpenRouter
@@ -135,6 +139,8 @@ _LAZY: dict[str, str] = {
     "RunResult": "._result",
     "RunTiming": "._result",
     "summarize_older": "._summarize",
+    "OpenToolset": "._toolsets",
+    "Toolset": "._toolsets",
     "Usage": "._usage",
     "Model": "._wire.models",
     "infer_model": "._wire.models",
@@ -176,6 +182,8 @@ __all__ = [
     "InsufficientCreditsError",
     "InternalServerError",
     "Limits",
+    "MCPServerError",
+    "MCPTimeoutError",
     "Message",
     "MissingAPIKeyError",
     "Model",
@@ -189,6 +197,7 @@ __all__ = [
     "OpenAI",
     "OpenAICompatible",
     "OpenRouter",
+    "OpenToolset",
     "OutputError",
     "OutputTruncatedError",
     "OutputValidationError",
@@ -226,6 +235,8 @@ __all__ = [
     "ToolExecutionError",
     "ToolMessage",
     "ToolRetry",
+    "Toolset",
+    "ToolsetError",
     "TurnFinished",
     "Usage",
     "UsageError",

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ._loop.plan import Instructions, Prompt, RunOptions, RunPlan
     from ._loop.run_stream import RunStream
     from ._result import RunResult
+    from ._toolsets import Toolset
     from ._wire.models import Model
     from ._wire.profiles import OutputMode
 
@@ -39,6 +40,8 @@ class Agent(Generic[OutputT]):
             ``"openrouter:openai/gpt-3.5-turbo-0613"``.
         instructions: a system prompt, or a function of the `RunContext` (sync or async).
         tools: `Tool` objects or plain functions (wrapped with `tool`).
+        toolsets: sources of tools listed when each run starts, such as MCP servers
+            (`agentloop.mcp.MCPServer`); see `Toolset`.
         output_type: `str`, a Pydantic model, dataclass, TypedDict, list or union of those, or a
             JSON-schema dict.
         settings: default `ModelSettings`; a run's settings override them field by field.
@@ -80,6 +83,7 @@ class Agent(Generic[OutputT]):
         "tool_concurrency",
         "tool_errors",
         "tools",
+        "toolsets",
     )
     _plan: RunPlan  # what a run reads: this agent resolved for the loop
     approver: Approver | None
@@ -96,6 +100,7 @@ class Agent(Generic[OutputT]):
     tool_concurrency: int
     tool_errors: Literal["return", "raise"]
     tools: tuple[Tool, ...]
+    toolsets: tuple[Toolset, ...]
 
     def __init__(
         self,
@@ -103,6 +108,7 @@ class Agent(Generic[OutputT]):
         *,
         instructions: Instructions | None = None,
         tools: Sequence[Tool | Callable[..., Any]] = (),
+        toolsets: Sequence[Toolset] = (),
         output_type: type[OutputT] | Any = str,
         settings: ModelSettings | None = None,
         max_turns: int | None = None,
@@ -131,6 +137,7 @@ class Agent(Generic[OutputT]):
         assign = partial(object.__setattr__, self)
         assign("instructions", instructions)
         assign("tools", built)
+        assign("toolsets", _checked_toolsets(toolsets))
         assign("output_type", output_type)
         assign("settings", settings or ModelSettings())
         assign("limits", limits)
@@ -174,6 +181,7 @@ class Agent(Generic[OutputT]):
             tuple(t.definition(self.strict) for t in self.tools),
             dispatch,
             output,
+            self.toolsets,
         )
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -274,6 +282,18 @@ def _run_blocking(call: Callable[[], Awaitable[Any]]) -> Any:
 
 _OPTIONS = tuple(inspect.signature(Agent).parameters)
 _KEPT = tuple(name for name in _OPTIONS if name not in ("model", "max_turns"))
+
+
+def _checked_toolsets(toolsets: Sequence[Toolset]) -> tuple[Toolset, ...]:
+    from ._toolsets import Toolset  # deferred: see the imports
+
+    for item in toolsets:
+        if not isinstance(item, Toolset):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise UsageError(
+                f"toolsets takes Toolset objects (such as agentloop.mcp.MCPServer), got "
+                f"{type(item).__name__}; plain functions and Tool objects go in tools="
+            )
+    return tuple(toolsets)
 
 
 def _tools_by_name(tools: Sequence[Tool], output_tool: bool) -> dict[str, Tool]:

@@ -32,6 +32,9 @@ caller would naturally catch, the error derives from it too (`APITimeoutError` i
         │   ├── OutputTruncatedError            finish_reason "length"
         │   └── RefusalError                    the model refused
         ├── ToolExecutionError                  a tool raised and the agent ends runs on tool errors
+        ├── ToolsetError                        a source of tools failed (its tools cannot run)
+        │   └── MCPServerError                  an MCP server did not start, or died
+        │       └── MCPTimeoutError (TimeoutError)  it did not answer within its timeout
         └── ContextWindowError                  nothing fits the model's context window
 
     ToolRetry (Exception)                       a signal from user code, not an error
@@ -63,6 +66,8 @@ __all__ = [
     "IncompleteStreamError",
     "InsufficientCreditsError",
     "InternalServerError",
+    "MCPServerError",
+    "MCPTimeoutError",
     "MissingAPIKeyError",
     "ModerationError",
     "NotFoundError",
@@ -78,6 +83,7 @@ __all__ = [
     "SettingsError",
     "ToolExecutionError",
     "ToolRetry",
+    "ToolsetError",
     "UsageError",
     "UsageLimitExceeded",
 ]
@@ -254,6 +260,24 @@ class ToolExecutionError(RunError):
         super().__init__(message)
         self.tool_name = tool_name
         self.tool_call_id = tool_call_id
+
+
+class ToolsetError(RunError):
+    """A source of tools found at run time (see `Toolset`) failed; the run cannot go on with it.
+
+    Raised inside a tool call, it ends the run (it is not sent to the model as a tool error)."""
+
+
+class MCPServerError(ToolsetError):
+    """An MCP server did not start, died, or answered outside the protocol; `server` names it."""
+
+    def __init__(self, message: str, *, server: str) -> None:
+        super().__init__(message)
+        self.server = server
+
+
+class MCPTimeoutError(MCPServerError, TimeoutError):
+    """An MCP server did not answer a request within its timeout."""
 
 
 class ContextWindowError(RunError):

@@ -197,7 +197,17 @@ def _every_option_changed() -> dict[str, Any]:
         "max_tool_result_chars": 99,
         "approver": _approve,
         "history_policy": _policy,
+        "toolsets": [_NoTools()],
     }
+
+
+class _NoTools:
+    """The smallest `Toolset`: it offers nothing."""
+
+    name = "none"
+
+    def connect(self) -> Any:
+        raise AssertionError("not connected by replace()")
 
 
 def test_replace_with_no_changes_keeps_every_option() -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._errors import ToolExecutionError, ToolRetry
+from .._errors import ToolExecutionError, ToolRetry, ToolsetError
 from .._log import get_logger
 from .._messages import ToolCall, ToolMessage
 from .repeats import CallKey, call_key, reused_answer
@@ -284,6 +284,11 @@ async def _answer(
             return _error_answer(turn, call, text, None, scope)
     except ToolRetry as signal:
         return _retry_answer(turn, call, tool.name, tool.max_retries, signal.message, scope)
+    except ToolsetError as exc:  # the tools' source failed: the run cannot go on with it
+        text = f"Tool {call.name!r} could not run: {exc}"
+        if not turn.failed:
+            turn.fail(exc, scope)
+        return ToolMessage(call.id, text, call.name, is_error=True)
     except Exception as exc:
         text = f"Tool {call.name!r} failed: {type(exc).__name__}: {exc}"
         return _error_answer(turn, call, text, exc, scope)

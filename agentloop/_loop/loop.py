@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .._result import RunResult
     from .._wire.models import Model
     from .plan import RunArgs, RunPlan
+    from .toolsets import RunToolsets
 
 __all__ = ["run_loop"]
 
@@ -43,7 +44,10 @@ async def run_loop(plan: RunPlan, args: RunArgs, sink: EventSink | None) -> RunR
     if sink is not None:
         sink.attach(state.ctx)
     try:
-        result = await _loop(plan, args, state, sink)
+        if plan.toolsets:
+            result = await _with_toolsets(plan, args, state, sink)
+        else:
+            result = await _loop(plan, args, state, sink, None)
     except AgentloopError as exc:
         state.attach_to(exc)
         log.info("run_end", outcome=type(exc).__name__, requests=state.usage.requests)
@@ -52,8 +56,28 @@ async def run_loop(plan: RunPlan, args: RunArgs, sink: EventSink | None) -> RunR
     return result
 
 
-async def _loop(
+async def _with_toolsets(
     plan: RunPlan, args: RunArgs, state: RunState, sink: EventSink | None
+) -> RunResult[Any]:
+    """`_loop` with the plan's toolsets connected for the run (and closed when it ends)."""
+    from contextlib import AsyncExitStack
+
+    from .toolsets import RunToolsets, only_error
+
+    toolsets = RunToolsets(plan)
+    try:
+        async with AsyncExitStack() as stack:
+            return await _loop(await toolsets.connect(stack), args, state, sink, toolsets)
+    except BaseExceptionGroup as group:  # a toolset's task group wrapped the run's one error
+        raise only_error(group) from None
+
+
+async def _loop(
+    plan: RunPlan,
+    args: RunArgs,
+    state: RunState,
+    sink: EventSink | None,
+    toolsets: RunToolsets | None,
 ) -> RunResult[Any]:
     model = plan.model
     step = plan.output_step(model.profile)
@@ -66,6 +90,11 @@ async def _loop(
     re_ask = False
     answer_now = False  # the last turn's calls all repeated earlier ones
     while True:
+        if toolsets is not None and toolsets.changed:  # a server's tools changed: list again
+            plan = await toolsets.refresh()
+            step = plan.output_step(model.profile)
+            known = frozenset(t.name for t in step.tools)
+            request_settings = step.settings(plan.settings | args.settings)
         settings = step.answer_now(request_settings) if answer_now else request_settings
         pending = ModelRequest(tuple(state.messages), step.tools, settings, step.response_format)
         request = await window.fit(pending)  # what is sent; the transcript keeps everything

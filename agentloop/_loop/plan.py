@@ -8,6 +8,7 @@ a run). The loop's stages read the plan and never the agent, so no stage imports
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -21,6 +22,8 @@ from .dispatch import DispatchConfig
 
 if TYPE_CHECKING:
     from .._context import RunContext
+    from .._tools import Tool
+    from .._toolsets import Toolset
     from .._wire.models import Model
     from .._wire.profiles import ModelProfile, OutputMode
     from .output_step import OutputStep
@@ -102,7 +105,19 @@ class RunPlan:
     tool_definitions: tuple[ToolDefinition, ...]
     dispatch: DispatchConfig
     output: OutputPlan
+    toolsets: tuple[Toolset, ...] = ()
     _steps: dict[ModelProfile, OutputStep] = field(default_factory=lambda: {}, repr=False)
+
+    def with_tools(self, extra: Sequence[Tool]) -> RunPlan:
+        """This plan with `extra` tools after the agent's (a run's toolsets; names are unique)."""
+        tools = {**self.dispatch.tools, **{t.name: t for t in extra}}
+        definitions = tuple(t.definition(self.output.strict) for t in extra)
+        return dataclasses.replace(
+            self,
+            tool_definitions=(*self.tool_definitions, *definitions),
+            dispatch=dataclasses.replace(self.dispatch, tools=tools),
+            _steps={},
+        )
 
     def output_step(self, profile: ModelProfile) -> OutputStep:
         """The output step for a server with `profile` (built once per profile)."""
