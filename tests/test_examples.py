@@ -95,3 +95,12 @@ async def test_quickstart_prints_its_usage_and_nothing_on_stderr(
     tokens = f"{usage.input_tokens}/{usage.output_tokens} tokens in/out"
     assert f"requests=2 tool_calls=2, {tokens}, cost=" in printed.out
     assert printed.err == ""
+
+
+def test_mcp_agent_uses_the_notes_server(load: Loader, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("mcp")
+    result = load("mcp_agent").main()
+    answers = {m.name: m.content for m in result.messages if m.role == "tool"}
+    assert answers["notes_search"] == "trio\nanyio"  # the server's own search
+    assert answers["notes_read"].startswith("trio runs async code")
+    assert "OFFLINE" in capsys.readouterr().out
