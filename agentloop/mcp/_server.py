@@ -66,6 +66,16 @@ class MCPServer:
         "prefix",
         "timeout",
     )
+    name: str
+    """Names the server in errors and logs."""
+    prefix: str
+    """Put before each of its tool names."""
+    timeout: float
+    """Seconds a tool call may take."""
+    connect_timeout: float
+    """Seconds to start the server and list its tools."""
+    max_description_chars: int
+    """Longer tool descriptions are cut."""
 
     def __init__(
         self,
