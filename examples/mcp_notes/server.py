@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 
 NOTES = {
     "trio": "trio runs async code with structured concurrency: every task lives in a nursery.",
@@ -31,7 +32,7 @@ def search(query: str) -> list[str]:
 def read(title: str) -> str:
     """The text of the note with this title."""
     if title not in NOTES:
-        raise ValueError(f"no note titled {title!r}; search first")
+        raise ToolError(f"no note titled {title!r}; search first")  # the model sees this
     return NOTES[title]
 
 
