@@ -39,6 +39,8 @@ class Agent(Generic[OutputT]):
         model: a model object, or a string such as ``"openai:gpt-4o-mini"`` or
             ``"openrouter:openai/gpt-3.5-turbo-0613"``.
         instructions: a system prompt, or a function of the `RunContext` (sync or async).
+        name: names the agent where it is used by others (`as_tool`), and in the result's
+            usage per agent.
         tools: `Tool` objects or plain functions (wrapped with `tool`).
         toolsets: sources of tools listed when each run starts, such as MCP servers
             (`agentloop.mcp.MCPServer`); see `Toolset`.
@@ -74,6 +76,7 @@ class Agent(Generic[OutputT]):
         "instructions",
         "limits",
         "max_tool_result_chars",
+        "name",
         "output_mode",
         "output_retries",
         "output_type",
@@ -91,6 +94,7 @@ class Agent(Generic[OutputT]):
     instructions: Instructions | None
     limits: Limits
     max_tool_result_chars: int
+    name: str | None
     output_mode: OutputMode | None
     output_retries: int
     output_type: Any
@@ -107,6 +111,7 @@ class Agent(Generic[OutputT]):
         model: Model | str,
         *,
         instructions: Instructions | None = None,
+        name: str | None = None,
         tools: Sequence[Tool | Callable[..., Any]] = (),
         toolsets: Sequence[Toolset] = (),
         output_type: type[OutputT] | Any = str,
@@ -136,6 +141,7 @@ class Agent(Generic[OutputT]):
         built = tuple(t if isinstance(t, Tool) else tool(t) for t in tools)
         assign = partial(object.__setattr__, self)
         assign("instructions", instructions)
+        assign("name", name)
         assign("tools", built)
         assign("toolsets", _checked_toolsets(toolsets))
         assign("output_type", output_type)
@@ -182,6 +188,7 @@ class Agent(Generic[OutputT]):
             dispatch,
             output,
             self.toolsets,
+            self.name or "agent",
         )
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -189,14 +196,29 @@ class Agent(Generic[OutputT]):
 
     def __repr__(self) -> str:
         names = [t.name for t in self.tools]
+        named = f"name={self.name!r}, " if self.name else ""
         return (
-            f"Agent(model={self.model.name!r}, tools={names!r}, output_type={self.output_type!r})"
+            f"Agent({named}model={self.model.name!r}, tools={names!r}, "
+            f"output_type={self.output_type!r})"
         )
 
     @property
     def model(self) -> Model:
         """The model object (a model string was resolved when the agent was built)."""
         return self._plan.model
+
+    def as_tool(self, name: str | None = None, description: str | None = None) -> Tool:
+        """This agent as a tool of another: the parent's model calls it with a ``prompt``, and
+        this agent's output is the tool's result.
+
+        The sub-run gets the parent's ``deps``; it is bounded by its own limits and by what the
+        parent has left; its usage and cost join the parent's (``RunResult.usage_by_agent``
+        shows them per agent); cancelling the parent cancels it. A sub-run that fails is the
+        tool's error, its spending counted all the same. `name` defaults to the agent's.
+        """
+        from ._subrun import agent_tool  # deferred: see the imports
+
+        return agent_tool(self, name, description)
 
     def replace(self, **changes: Any) -> Agent[OutputT]:
         """A new agent with `changes` (any of the constructor's keyword arguments) applied.

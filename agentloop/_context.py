@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from ._messages import Message
+    from ._subrun import RunBudget
     from ._usage import Usage
 
 __all__ = ["RunContext"]
@@ -24,6 +25,8 @@ class RunContext(Generic[DepsT]):
     - `retries`: re-asks used so far, by tool name (and ``"output"`` for the output).
     - `run_id`: the id bound to every log event of the run.
     - `tool_call_id` / `tool_name`: set inside a tool call.
+    - `budget`: the run's limits and what it used, as an agent run as a tool sees them
+      (`Agent.as_tool`).
     """
 
     deps: DepsT
@@ -34,3 +37,4 @@ class RunContext(Generic[DepsT]):
     tool_call_id: str | None = None
     tool_name: str | None = None
     extra: dict[str, Any] = field(default_factory=lambda: {})
+    budget: RunBudget | None = None

@@ -108,6 +108,11 @@ class CostMeter:
             cost = info.cost(usage) if info is not None and usable else None
         self.total = None if cost is None else self.total + cost
 
+    def add_cost(self, cost: float | None) -> None:
+        """A cost already known (a sub-run's); None makes the total unknown."""
+        if self.total is not None:
+            self.total = None if cost is None else self.total + cost
+
     def estimate(self, model_name: str, input_tokens: int, output_tokens: int) -> float | None:
         """The catalog price of a request not yet sent, for the budget check."""
         info = lookup_model(model_name)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from ._messages import Message, ModelResponse, messages_to_json
@@ -83,7 +83,9 @@ class RunResult(Generic[OutputT]):
     """The output of a run and everything it cost.
 
     `messages` is the whole transcript (pass it as ``history=`` to continue); `cost` is in USD,
-    None when some request had neither a provider-reported cost nor a catalog price.
+    None when some request had neither a provider-reported cost nor a catalog price. `usage` and
+    `cost` include the agents this run called as tools (`Agent.as_tool`); `usage_by_agent` splits
+    the usage by agent name (this run's own agent included) when there were any, else is empty.
     """
 
     output: OutputT
@@ -93,6 +95,7 @@ class RunResult(Generic[OutputT]):
     requests: tuple[RequestStats, ...]
     timing: RunTiming
     run_id: str
+    usage_by_agent: Mapping[str, Usage] = field(default_factory=lambda: {})
 
     def messages_json(self) -> bytes:
         """The transcript as JSON; load it with `agentloop.messages_from_json`."""

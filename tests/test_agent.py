@@ -183,6 +183,7 @@ def _every_option_changed() -> dict[str, Any]:
     """A value other than the default for every constructor option but the model."""
     return {
         "instructions": "Be brief.",
+        "name": "helper",
         "tools": [add],
         "output_type": int,
         "settings": ModelSettings(temperature=0.5),

@@ -38,7 +38,7 @@ _log = get_logger()
 
 async def run_loop(plan: RunPlan, args: RunArgs, sink: EventSink | None) -> RunResult[Any]:
     """Run `plan` to its output. Any agentloop error leaves with the transcript and usage."""
-    state = RunState(args.deps, plan.model.name)
+    state = RunState(args.deps, plan.model.name, plan.agent_name)
     log = _log.bind(run_id=state.run_id, model=plan.model.name)
     log.info("run_start")
     if sink is not None:
@@ -82,7 +82,9 @@ async def _loop(
     model = plan.model
     step = plan.output_step(model.profile)
     counter = counter_for(model)
-    guard = LimitGuard(args.limits or plan.limits, model.name, counter)
+    limits = args.limits or plan.limits
+    guard = LimitGuard(limits, model.name, counter)
+    state.give_budget(limits)
     window = Window(model, plan.history_policy, counter, state.account)
     state.extend(await initial_messages(plan, args, state.ctx, step))
     request_settings = step.settings(plan.settings | args.settings)

@@ -106,6 +106,7 @@ class RunPlan:
     dispatch: DispatchConfig
     output: OutputPlan
     toolsets: tuple[Toolset, ...] = ()
+    agent_name: str = "agent"
     _steps: dict[ModelProfile, OutputStep] = field(default_factory=lambda: {}, repr=False)
 
     def with_tools(self, extra: Sequence[Tool]) -> RunPlan:

@@ -15,9 +15,11 @@ from typing import Any
 
 from .._context import RunContext
 from .._errors import AgentloopError
+from .._limits import Limits
 from .._messages import Message, ModelResponse
 from .._prices import CostMeter
 from .._result import RequestStats, RunResult, RunTiming
+from .._subrun import AgentSpend, RunBudget
 from .._usage import Usage
 from .dispatch import ToolOutcome
 from .repeats import Answered
@@ -31,7 +33,9 @@ class RunState:
     __slots__ = (
         "_retries",
         "_started",
+        "agent_name",
         "answered",
+        "by_agent",
         "ctx",
         "meter",
         "model_name",
@@ -39,7 +43,7 @@ class RunState:
         "turns",
     )
 
-    def __init__(self, deps: Any, model_name: str) -> None:
+    def __init__(self, deps: Any, model_name: str, agent_name: str = "agent") -> None:
         self._retries: dict[str, int] = {}
         self.ctx: RunContext[Any] = RunContext(
             deps, Usage(), [], uuid.uuid4().hex[:16], self._retries
@@ -49,7 +53,13 @@ class RunState:
         self.stats: list[RequestStats] = []
         self.turns = 0
         self.answered = Answered()
+        self.agent_name = agent_name
+        self.by_agent: dict[str, Usage] = {}  # what agents run as tools spent, by name
         self._started = time.perf_counter()
+
+    def give_budget(self, limits: Limits) -> None:
+        """What tools that run agents (`Agent.as_tool`) read: the limits, the usage, the cost."""
+        self.ctx.budget = RunBudget(limits, self.ctx.usage, lambda: self.meter.total)
 
     @property
     def messages(self) -> list[Message]:
@@ -90,6 +100,17 @@ class RunState:
         self.ctx.usage.tool_calls += len(outcome.answers)
         for key in outcome.retried:
             self.count_retry(key)
+        budget = self.ctx.budget
+        if budget is not None and budget.spent:
+            self._add_spent(budget.spent)
+            budget.spent.clear()
+
+    def _add_spent(self, spent: Iterable[AgentSpend]) -> None:
+        """What agents run as tools spent joins the run's usage and cost, and their totals."""
+        for spend in spent:
+            self.ctx.usage.add(spend.usage)
+            self.meter.add_cost(spend.cost)
+            self.by_agent.setdefault(spend.agent, Usage()).add(spend.usage)
 
     def count_retry(self, key: str) -> None:
         self._retries[key] = self._retries.get(key, 0) + 1
@@ -106,7 +127,16 @@ class RunState:
             stats,
             RunTiming.of(stats, elapsed),
             self.ctx.run_id,
+            self._usage_by_agent(),
         )
+
+    def _usage_by_agent(self) -> dict[str, Usage]:
+        if not self.by_agent:
+            return {}
+        own = self.ctx.usage.copy()
+        for usage in self.by_agent.values():
+            own.subtract(usage)
+        return {self.agent_name: own, **{k: v.copy() for k, v in self.by_agent.items()}}
 
     def attach_to(self, error: AgentloopError) -> None:
         """A failed run loses nothing: the error carries the transcript, usage and cost."""
