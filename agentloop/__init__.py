@@ -96,6 +96,7 @@ if TYPE_CHECKING:
         ToolCallStarted,
         TurnFinished,
     )
+    from ._handoff import Handoff, handoff
     from ._history import repair_history
     from ._limits import Limits
     from ._loop.plan import Instructions, Prompt, RunOptions
@@ -125,6 +126,8 @@ _LAZY: dict[str, str] = {
     "ToolCallFinished": "._events",
     "ToolCallStarted": "._events",
     "TurnFinished": "._events",
+    "Handoff": "._handoff",
+    "handoff": "._handoff",
     "repair_history": "._history",
     "Limits": "._limits",
     "Instructions": "._loop.plan",
@@ -176,6 +179,7 @@ __all__ = [
     "ConflictError",
     "ContextLengthError",
     "ContextWindowError",
+    "Handoff",
     "HistoryPolicy",
     "IncompleteStreamError",
     "Instructions",
@@ -248,6 +252,7 @@ __all__ = [
     "count_request_tokens",
     "count_text_tokens",
     "drop_oldest",
+    "handoff",
     "infer_model",
     "lookup_model",
     "messages_from_json",

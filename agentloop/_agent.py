@@ -17,6 +17,7 @@ from ._tools import Tool, tool
 # `Agent` is imported: `import agentloop` stays fast.
 if TYPE_CHECKING:
     from ._events import RunEvent
+    from ._handoff import Handoff
     from ._limits import Limits
     from ._loop.dispatch import Approver
     from ._loop.plan import Instructions, Prompt, RunOptions, RunPlan
@@ -44,6 +45,8 @@ class Agent(Generic[OutputT]):
         tools: `Tool` objects or plain functions (wrapped with `tool`).
         toolsets: sources of tools listed when each run starts, such as MCP servers
             (`agentloop.mcp.MCPServer`); see `Toolset`.
+        handoffs: agents (or `handoff(...)`s) the model may hand the conversation to; see
+            `agentloop._handoff`.
         output_type: `str`, a Pydantic model, dataclass, TypedDict, list or union of those, or a
             JSON-schema dict.
         settings: default `ModelSettings`; a run's settings override them field by field.
@@ -72,6 +75,7 @@ class Agent(Generic[OutputT]):
     __slots__ = (
         "_plan",
         "approver",
+        "handoffs",
         "history_policy",
         "instructions",
         "limits",
@@ -90,6 +94,7 @@ class Agent(Generic[OutputT]):
     )
     _plan: RunPlan  # what a run reads: this agent resolved for the loop
     approver: Approver | None
+    handoffs: tuple[Handoff, ...]
     history_policy: HistoryPolicy | None
     instructions: Instructions | None
     limits: Limits
@@ -114,6 +119,7 @@ class Agent(Generic[OutputT]):
         name: str | None = None,
         tools: Sequence[Tool | Callable[..., Any]] = (),
         toolsets: Sequence[Toolset] = (),
+        handoffs: Sequence[Agent[Any] | Handoff] = (),
         output_type: type[OutputT] | Any = str,
         settings: ModelSettings | None = None,
         max_turns: int | None = None,
@@ -144,6 +150,7 @@ class Agent(Generic[OutputT]):
         assign("name", name)
         assign("tools", built)
         assign("toolsets", _checked_toolsets(toolsets))
+        assign("handoffs", _handoffs(handoffs))
         assign("output_type", output_type)
         assign("settings", settings or ModelSettings())
         assign("limits", limits)
@@ -159,13 +166,15 @@ class Agent(Generic[OutputT]):
         assign("_plan", self._build_plan(infer_model(model) if isinstance(model, str) else model))
 
     def _build_plan(self, model: Model) -> RunPlan:
-        from ._loop.dispatch import DispatchConfig  # deferred: see the imports
+        from ._handoff import HandoffPlan, handoff_tool  # deferred: see the imports
+        from ._loop.dispatch import DispatchConfig
         from ._loop.plan import OutputPlan, RunPlan
         from ._output import OutputSpec
 
         structured_tool = self.output_mode == "tool" and self.output_type is not str
+        tools = (*self.tools, *(handoff_tool(h) for h in self.handoffs))
         dispatch = DispatchConfig(
-            _tools_by_name(self.tools, structured_tool),
+            _tools_by_name(tools, structured_tool),
             self.tool_concurrency,
             self.max_tool_result_chars,
             self.tool_errors == "raise",
@@ -184,11 +193,12 @@ class Agent(Generic[OutputT]):
             self.settings,
             self.limits,
             self.history_policy,
-            tuple(t.definition(self.strict) for t in self.tools),
+            tuple(t.definition(self.strict) for t in tools),
             dispatch,
             output,
             self.toolsets,
             self.name or "agent",
+            {h.tool_name: HandoffPlan(h.agent._plan, h.input_filter) for h in self.handoffs},
         )
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -304,6 +314,12 @@ def _run_blocking(call: Callable[[], Awaitable[Any]]) -> Any:
 
 _OPTIONS = tuple(inspect.signature(Agent).parameters)
 _KEPT = tuple(name for name in _OPTIONS if name not in ("model", "max_turns"))
+
+
+def _handoffs(items: Sequence[Agent[Any] | Handoff]) -> tuple[Handoff, ...]:
+    from ._handoff import handoff  # deferred: see the imports
+
+    return tuple(item if not isinstance(item, Agent) else handoff(item) for item in items)
 
 
 def _checked_toolsets(toolsets: Sequence[Toolset]) -> tuple[Toolset, ...]:

@@ -27,6 +27,7 @@ class RunContext(Generic[DepsT]):
     - `tool_call_id` / `tool_name`: set inside a tool call.
     - `budget`: the run's limits and what it used, as an agent run as a tool sees them
       (`Agent.as_tool`).
+    - `agent`: the name of the agent answering now (a handoff changes it).
     """
 
     deps: DepsT
@@ -38,3 +39,4 @@ class RunContext(Generic[DepsT]):
     tool_name: str | None = None
     extra: dict[str, Any] = field(default_factory=lambda: {})
     budget: RunBudget | None = None
+    agent: str = "agent"

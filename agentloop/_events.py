@@ -15,6 +15,7 @@ from ._messages import ModelRequest, ModelResponse, ToolCall, ToolMessage
 
 if TYPE_CHECKING:
     from ._context import RunContext
+    from ._loop.output_step import OutputStep
     from ._result import RequestStats, RunResult
     from ._wire.models import Model
 
@@ -80,13 +81,15 @@ StreamDelta: TypeAlias = (
 
 @dataclass(frozen=True, slots=True)
 class ToolCallFinished:
-    """A tool call ended: `result` is the text sent to the model; `is_error` if it failed."""
+    """A tool call ended: `result` is the text sent to the model; `is_error` if it failed.
+    `agent` names the agent whose model made the call."""
 
     id: str
     name: str
     result: str
     is_error: bool
     duration: float
+    agent: str = "agent"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +101,12 @@ class PartialOutput:
 
 @dataclass(frozen=True, slots=True)
 class TurnFinished:
-    """One request finished; `stats` holds its tokens and speed figures."""
+    """One request finished; `stats` holds its tokens and speed figures. `agent` names the agent
+    that made it: the deltas before this event are that agent's (a handoff changes it)."""
 
     stats: RequestStats
     response: ModelResponse
+    agent: str = "agent"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +125,10 @@ class EventSink(Protocol):
 
     def attach(self, ctx: RunContext[Any]) -> None: ...
 
-    async def stream_request(self, model: Model, request: ModelRequest) -> ModelResponse: ...
+    async def stream_request(
+        self, model: Model, request: ModelRequest, step: OutputStep
+    ) -> ModelResponse:
+        """Stream `request`; `step` is the output step of the agent answering now."""
+        ...
 
     async def on_tool(self, call: ToolCall, answer: ToolMessage, duration: float) -> None: ...

@@ -85,7 +85,8 @@ class RunResult(Generic[OutputT]):
     `messages` is the whole transcript (pass it as ``history=`` to continue); `cost` is in USD,
     None when some request had neither a provider-reported cost nor a catalog price. `usage` and
     `cost` include the agents this run called as tools (`Agent.as_tool`); `usage_by_agent` splits
-    the usage by agent name (this run's own agent included) when there were any, else is empty.
+    the usage by agent name (this run's own agent included) when other agents took part (as
+    tools or by handoffs), else is empty.
     """
 
     output: OutputT
@@ -96,6 +97,8 @@ class RunResult(Generic[OutputT]):
     timing: RunTiming
     run_id: str
     usage_by_agent: Mapping[str, Usage] = field(default_factory=lambda: {})
+    agent: str = "agent"
+    """The name of the agent that answered (another than the run's own after a handoff)."""
 
     def messages_json(self) -> bytes:
         """The transcript as JSON; load it with `agentloop.messages_from_json`."""

@@ -52,14 +52,15 @@ class AgentSpend:
 class RunBudget:
     """A run's limits and what it has used, as its sub-runs see them (``RunContext.budget``).
 
-    `spent` is where sub-runs leave what they spent; the run's loop takes it into the run's
-    usage and cost after each turn of tool calls.
+    `spent` is where sub-runs leave what they spent, and `handoffs` the handoff tools the model
+    called; the run's loop takes both after each turn of tool calls.
     """
 
     limits: Limits
     usage: Usage
     cost: Callable[[], float | None]
     spent: list[AgentSpend] = field(default_factory=lambda: [])
+    handoffs: list[str] = field(default_factory=lambda: [])
 
     def limits_for(self, own: Limits) -> Limits:
         """A sub-run's limits: its agent's own, capped by what this run has left (turns and

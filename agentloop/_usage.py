@@ -79,16 +79,5 @@ class Usage:
         self.retries += other.retries
         self.unreported_requests += other.unreported_requests
 
-    def subtract(self, other: Usage) -> None:
-        """Take another's totals out of these (a sub-run's, from its parent's)."""
-        self.requests -= other.requests
-        self.input_tokens -= other.input_tokens
-        self.output_tokens -= other.output_tokens
-        self.cached_tokens -= other.cached_tokens
-        self.reasoning_tokens -= other.reasoning_tokens
-        self.tool_calls -= other.tool_calls
-        self.retries -= other.retries
-        self.unreported_requests -= other.unreported_requests
-
     def copy(self) -> Usage:
         return dataclasses.replace(self)

@@ -199,6 +199,7 @@ def _every_option_changed() -> dict[str, Any]:
         "approver": _approve,
         "history_policy": _policy,
         "toolsets": [_NoTools()],
+        "handoffs": [Agent(FunctionModel(lambda m, i: "y"), name="target")],
     }
 
 

@@ -79,6 +79,11 @@ class LimitGuard:
         self._estimated_output = 0
         self._warned = False
 
+    def use_model(self, model_name: str, counter: RequestCounter) -> None:
+        """Count and price with another model from now on (a handoff's)."""
+        self._model = model_name
+        self._counter = counter
+
     def before_request(
         self, state: RunState, request: ModelRequest, *, counts_as_turn: bool
     ) -> None:

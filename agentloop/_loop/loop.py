@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Collection, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._errors import AgentloopError, OutputTruncatedError, RefusalError, UsageLimitExceeded
@@ -20,14 +21,17 @@ from .dispatch import ToolTurn, canonical_tool_name
 from .guard import LimitGuard
 from .output_step import OUTPUT_RETRIES, OutputStep, ReAsk
 from .repeats import call_key
-from .start import initial_messages
+from .start import initial_messages, with_instructions
 from .state import RunState
 from .window import Window
 
 if TYPE_CHECKING:
     from .._events import EventSink
+    from .._handoff import HandoffPlan
     from .._result import RunResult
+    from .._settings import ModelSettings
     from .._wire.models import Model
+    from .._wire.request_tokens import RequestCounter
     from .plan import RunArgs, RunPlan
     from .toolsets import RunToolsets
 
@@ -79,39 +83,38 @@ async def _loop(
     sink: EventSink | None,
     toolsets: RunToolsets | None,
 ) -> RunResult[Any]:
-    model = plan.model
-    step = plan.output_step(model.profile)
-    counter = counter_for(model)
     limits = args.limits or plan.limits
-    guard = LimitGuard(limits, model.name, counter)
+    counter = counter_for(plan.model)
+    guard = LimitGuard(limits, plan.model.name, counter)
     state.give_budget(limits)
-    window = Window(model, plan.history_policy, counter, state.account)
-    state.extend(await initial_messages(plan, args, state.ctx, step))
-    request_settings = step.settings(plan.settings | args.settings)
-    known = frozenset(t.name for t in step.tools)
+    seat = _Seat.of(plan, args, state, counter)
+    state.extend(await initial_messages(plan, args, state.ctx, seat.step))
     re_ask = False
     answer_now = False  # the last turn's calls all repeated earlier ones
     while True:
         if toolsets is not None and toolsets.changed:  # a server's tools changed: list again
-            plan = await toolsets.refresh()
-            step = plan.output_step(model.profile)
-            known = frozenset(t.name for t in step.tools)
-            request_settings = step.settings(plan.settings | args.settings)
-        settings = step.answer_now(request_settings) if answer_now else request_settings
+            seat = _Seat.of(await toolsets.refresh(), args, state, seat.counter)
+        step = seat.step
+        settings = step.answer_now(seat.settings) if answer_now else seat.settings
         pending = ModelRequest(tuple(state.messages), step.tools, settings, step.response_format)
-        request = await window.fit(pending)  # what is sent; the transcript keeps everything
+        request = await seat.window.fit(pending)  # what is sent; the transcript keeps everything
         guard.before_request(state, request, counts_as_turn=not re_ask)
         state.turns += not re_ask
-        response = _canonical_names(await _send(model, request, sink), known, state.run_id)
+        answer = await _send(seat.plan.model, request, sink, step)
+        response = _canonical_names(answer, seat.known, state.run_id)
         state.add_response(response)
         _log_request(state, response)
         guard.after_request(state, response)
         calls = response.message.tool_calls
         if _needs_tools(step, calls):
             _check_answerable(response)
-            answer_now = await _run_tools(plan, state, guard, calls, sink)
-            request_settings = step.after_tool_turn(request_settings)
+            answer_now = await _run_tools(seat.plan, state, guard, calls, sink)
+            seat.settings = step.after_tool_turn(seat.settings)
             re_ask = False
+            handed = state.take_handoff()
+            if handed is not None:  # another agent answers from now on
+                seat = await _hand_over(seat.plan.handoffs[handed], args, state, guard)
+                answer_now = False
             continue
         answer_now = False
         outcome = await step.read(response, state.ctx, state.ctx.retries)
@@ -121,6 +124,45 @@ async def _loop(
             re_ask = True
             continue
         return state.result(outcome.value)
+
+
+@dataclass(slots=True)
+class _Seat:
+    """What the loop takes from the plan of the agent answering now (a handoff changes it)."""
+
+    plan: RunPlan
+    step: OutputStep
+    counter: RequestCounter
+    window: Window
+    known: frozenset[str]
+    settings: ModelSettings
+
+    @classmethod
+    def of(cls, plan: RunPlan, args: RunArgs, state: RunState, counter: RequestCounter) -> _Seat:
+        model = plan.model
+        step = plan.output_step(model.profile)
+        window = Window(model, plan.history_policy, counter, state.account)
+        known = frozenset(t.name for t in step.tools)
+        return cls(plan, step, counter, window, known, step.settings(plan.settings | args.settings))
+
+
+async def _hand_over(
+    handoff: HandoffPlan, args: RunArgs, state: RunState, guard: LimitGuard
+) -> _Seat:
+    """The target of `handoff` answers from now on: its instructions replace the first system
+    message of the transcript (after the handoff's filter), its model, tools and output type
+    take over; the run's limits hold on."""
+    target = handoff.target
+    counter = counter_for(target.model)
+    guard.use_model(target.model.name, counter)
+    seat = _Seat.of(target, args, state, counter)
+    messages = list(state.messages)
+    if handoff.input_filter is not None:
+        messages = list(handoff.input_filter(messages))
+    messages = await with_instructions(target, state.ctx, seat.step, messages)
+    _log.info("handoff", run_id=state.run_id, to=target.agent_name, model=target.model.name)
+    state.hand_over(target.agent_name, target.model.name, messages)
+    return seat
 
 
 async def _run_tools(
@@ -179,11 +221,13 @@ def _check_answerable(response: ModelResponse) -> None:
         raise OutputTruncatedError("the model hit its token limit in the middle of its tool calls")
 
 
-def _send(model: Model, request: ModelRequest, sink: EventSink | None) -> Awaitable[ModelResponse]:
+def _send(
+    model: Model, request: ModelRequest, sink: EventSink | None, step: OutputStep
+) -> Awaitable[ModelResponse]:
     """The request's answer, to await (not a coroutine of its own: one frame less per run)."""
     if sink is None:
         return model.request(request)
-    return sink.stream_request(model, request)
+    return sink.stream_request(model, request, step)
 
 
 def _log_request(state: RunState, response: ModelResponse) -> None:

@@ -9,7 +9,7 @@ a run). The loop's stages read the plan and never the agent, so no stage imports
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -22,6 +22,7 @@ from .dispatch import DispatchConfig
 
 if TYPE_CHECKING:
     from .._context import RunContext
+    from .._handoff import HandoffPlan
     from .._tools import Tool
     from .._toolsets import Toolset
     from .._wire.models import Model
@@ -107,6 +108,8 @@ class RunPlan:
     output: OutputPlan
     toolsets: tuple[Toolset, ...] = ()
     agent_name: str = "agent"
+    handoffs: Mapping[str, HandoffPlan] = field(default_factory=lambda: {})
+    """The handoff tools of this agent, by tool name."""
     _steps: dict[ModelProfile, OutputStep] = field(default_factory=lambda: {}, repr=False)
 
     def with_tools(self, extra: Sequence[Tool]) -> RunPlan:

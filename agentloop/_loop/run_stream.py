@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from .._partial import PartialParser
     from .._result import RunResult
     from .._wire.models import Model
+    from .output_step import OutputStep
     from .plan import RunArgs, RunPlan
 
 __all__ = ["RunStream"]
@@ -134,16 +135,19 @@ class RunStream(Generic[OutputT]):
     def attach(self, ctx: RunContext[Any]) -> None:
         self._ctx = ctx
 
-    async def stream_request(self, model: Model, request: ModelRequest) -> ModelResponse:
+    async def stream_request(
+        self, model: Model, request: ModelRequest, step: OutputStep
+    ) -> ModelResponse:
         assert self._send is not None
-        self._start_partial(model)
+        self._start_partial(step)
         async with model.stream(request) as deltas:
             response = await deliver(deltas, self._on_delta)
         if self._partial is not None and (self._output_index is not None or not self._tool_mode):
             final = self._partial.flush()  # the whole text: the last partial is complete
             if final is not None:
                 await self._send.send(PartialOutput(final))
-        await self._send.send(TurnFinished(RequestStats.of(response), response))
+        agent = self._ctx.agent if self._ctx is not None else "agent"
+        await self._send.send(TurnFinished(RequestStats.of(response), response, agent))
         return response
 
     async def _on_delta(self, delta: StreamDelta) -> None:
@@ -163,11 +167,13 @@ class RunStream(Generic[OutputT]):
 
     async def on_tool(self, call: ToolCall, answer: ToolMessage, duration: float) -> None:
         assert self._send is not None
-        event = ToolCallFinished(call.id, call.name, answer.content, answer.is_error, duration)
+        agent = self._ctx.agent if self._ctx is not None else "agent"
+        event = ToolCallFinished(
+            call.id, call.name, answer.content, answer.is_error, duration, agent
+        )
         await self._send.send(event)
 
-    def _start_partial(self, model: Model) -> None:
-        step = self._plan.output_step(model.profile)
+    def _start_partial(self, step: OutputStep) -> None:
         self._output_index = None
         self._partial = None
         if not step.spec.is_text:

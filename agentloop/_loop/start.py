@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .output_step import OutputStep
     from .plan import Instructions, RunArgs, RunPlan
 
-__all__ = ["initial_messages"]
+__all__ = ["initial_messages", "with_instructions"]
 
 
 async def initial_messages(
@@ -45,6 +45,16 @@ async def initial_messages(
         raise UsageError("run needs a prompt, a history, or both")
     messages.extend(repair_history(rest))
     return messages
+
+
+async def with_instructions(
+    plan: RunPlan, ctx: RunContext[Any], step: OutputStep, messages: Sequence[Message]
+) -> list[Message]:
+    """`messages` under `plan`'s instructions: they replace a first system message (the agent
+    handed over from had its own), or go first."""
+    system = await _instructions(plan.instructions, ctx, step, ())
+    rest = list(messages[1:] if messages and isinstance(messages[0], SystemMessage) else messages)
+    return [SystemMessage(system), *rest] if system else rest
 
 
 async def _instructions(

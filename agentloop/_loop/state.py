@@ -31,6 +31,7 @@ class RunState:
     """A run's transcript and totals (see the module). `ctx` is the context tools receive."""
 
     __slots__ = (
+        "_own",
         "_retries",
         "_started",
         "agent_name",
@@ -53,8 +54,10 @@ class RunState:
         self.stats: list[RequestStats] = []
         self.turns = 0
         self.answered = Answered()
-        self.agent_name = agent_name
-        self.by_agent: dict[str, Usage] = {}  # what agents run as tools spent, by name
+        self.agent_name = agent_name  # the agent answering now (a handoff changes it)
+        self.ctx.agent = agent_name
+        self.by_agent: dict[str, Usage] = {}  # agents run as tools, and agents handed over from
+        self._own = Usage()  # what the agent answering now spent itself
         self._started = time.perf_counter()
 
     def give_budget(self, limits: Limits) -> None:
@@ -90,6 +93,7 @@ class RunState:
     def account(self, response: ModelResponse) -> None:
         """The usage and cost of a request (also one the transcript does not keep)."""
         self.ctx.usage.add_request(response.usage, retries=response.retries)
+        self._own.add_request(response.usage, retries=response.retries)
         self.meter.add(self.model_name, response.usage)
 
     def add_tool_outcome(self, outcome: ToolOutcome) -> None:
@@ -98,6 +102,7 @@ class RunState:
         self.ctx.messages.extend(outcome.answers)
         self.answered.add(outcome.keys, outcome.answers)
         self.ctx.usage.tool_calls += len(outcome.answers)
+        self._own.tool_calls += len(outcome.answers)
         for key in outcome.retried:
             self.count_retry(key)
         budget = self.ctx.budget
@@ -115,6 +120,24 @@ class RunState:
     def count_retry(self, key: str) -> None:
         self._retries[key] = self._retries.get(key, 0) + 1
         self.ctx.usage.retries += 1
+        self._own.retries += 1
+
+    def take_handoff(self) -> str | None:
+        """The handoff tool the model called in the last turn (the first, if several)."""
+        budget = self.ctx.budget
+        if budget is None or not budget.handoffs:
+            return None
+        called = budget.handoffs[0]
+        budget.handoffs.clear()
+        return called
+
+    def hand_over(self, agent_name: str, model_name: str, messages: list[Message]) -> None:
+        """Another agent answers from now on, from `messages` (the transcript it takes over)."""
+        self.by_agent.setdefault(self.agent_name, Usage()).add(self._own)
+        self._own = Usage()
+        self.agent_name = self.ctx.agent = agent_name
+        self.model_name = model_name
+        self.ctx.messages[:] = messages
 
     def result(self, output: Any) -> RunResult[Any]:
         elapsed = time.perf_counter() - self._started
@@ -128,15 +151,15 @@ class RunState:
             RunTiming.of(stats, elapsed),
             self.ctx.run_id,
             self._usage_by_agent(),
+            self.agent_name,
         )
 
     def _usage_by_agent(self) -> dict[str, Usage]:
         if not self.by_agent:
             return {}
-        own = self.ctx.usage.copy()
-        for usage in self.by_agent.values():
-            own.subtract(usage)
-        return {self.agent_name: own, **{k: v.copy() for k, v in self.by_agent.items()}}
+        totals = {name: usage.copy() for name, usage in self.by_agent.items()}
+        totals.setdefault(self.agent_name, Usage()).add(self._own)
+        return totals
 
     def attach_to(self, error: AgentloopError) -> None:
         """A failed run loses nothing: the error carries the transcript, usage and cost."""
