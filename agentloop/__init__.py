@@ -83,6 +83,7 @@ from ._wire.retry import RetryPolicy
 # `import agentloop`, which is imported by every script that uses the package.
 if TYPE_CHECKING:
     from ._context import RunContext
+    from ._deferred import PendingApproval
     from ._events import (
         PartialOutput,
         ReasoningDelta,
@@ -126,6 +127,7 @@ _LAZY: dict[str, str] = {
     "ToolCallFinished": "._events",
     "ToolCallStarted": "._events",
     "TurnFinished": "._events",
+    "PendingApproval": "._deferred",
     "Handoff": "._handoff",
     "handoff": "._handoff",
     "repair_history": "._history",
@@ -207,6 +209,7 @@ __all__ = [
     "OutputValidationError",
     "OutputValidator",
     "PartialOutput",
+    "PendingApproval",
     "PermissionDeniedError",
     "Prompt",
     "ProtocolError",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Unpack
 
@@ -62,7 +62,8 @@ class Agent(Generic[OutputT]):
             the run with `ToolExecutionError`.
         max_tool_result_chars: longer tool results are truncated with a visible marker.
         approver: asked before any tool marked ``requires_approval`` runs; without one, such
-            tools never run.
+            tools never run. ``"defer"`` stops the run before such calls instead, to be
+            resumed with the decisions (`resume`; see `agentloop._deferred`).
         history_policy: shortens what is sent when a request would not fit the model's context
             window (see `agentloop._history_policy`); the default truncates large tool results,
             then drops the oldest messages. None sends everything, and raises
@@ -93,7 +94,7 @@ class Agent(Generic[OutputT]):
         "toolsets",
     )
     _plan: RunPlan  # what a run reads: this agent resolved for the loop
-    approver: Approver | None
+    approver: Approver | Literal["defer"] | None
     handoffs: tuple[Handoff, ...]
     history_policy: HistoryPolicy | None
     instructions: Instructions | None
@@ -131,7 +132,7 @@ class Agent(Generic[OutputT]):
         tool_concurrency: int = 16,
         tool_errors: Literal["return", "raise"] = "return",
         max_tool_result_chars: int = 50_000,
-        approver: Approver | None = None,
+        approver: Approver | Literal["defer"] | None = None,
         history_policy: HistoryPolicy | None = DEFAULT_HISTORY_POLICY,
     ) -> None:
         if tool_concurrency < 1 or output_retries < 0 or max_tool_result_chars < 1:
@@ -178,7 +179,7 @@ class Agent(Generic[OutputT]):
             self.tool_concurrency,
             self.max_tool_result_chars,
             self.tool_errors == "raise",
-            approver=self.approver,
+            approver=None if self.approver == "defer" else self.approver,
         )
         output = OutputPlan(
             OutputSpec.build(self.output_type),
@@ -199,6 +200,7 @@ class Agent(Generic[OutputT]):
             self.toolsets,
             self.name or "agent",
             {h.tool_name: HandoffPlan(h.agent._plan, h.input_filter) for h in self.handoffs},
+            defers_approvals=self.approver == "defer",
         )
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -259,6 +261,40 @@ class Agent(Generic[OutputT]):
         from ._loop.plan import RunArgs
 
         return await run_loop(self._plan, RunArgs.of(prompt, options), None)
+
+    async def resume(
+        self,
+        state_json: str | bytes,
+        approvals: Mapping[str, bool],
+        **options: Unpack[RunOptions],
+    ) -> RunResult[OutputT]:
+        """Go on with a run that stopped before calls needing approval (``approver="defer"``).
+
+        `state_json` is ``result.state_json()``; `approvals` has a decision for every call of
+        ``result.pending_approvals``, by id: approved calls run, refused ones are answered to the
+        model as refused. Usage and cost continue from the saved ones. ``history`` and the
+        prompt do not apply (the state holds the transcript); ``deps``, ``settings`` and
+        ``limits`` do.
+        """
+        from ._deferred import Resumed, SavedRun  # deferred: see the imports
+        from ._loop.loop import run_loop
+        from ._loop.plan import RunArgs
+
+        if options.get("history") is not None:
+            raise UsageError("resume takes its transcript from the state: no history=")
+        resumed = Resumed(SavedRun.from_json(state_json), dict(approvals))
+        resumed.check()
+        args = dataclasses.replace(RunArgs.of(None, options), resumed=resumed)
+        return await run_loop(self._plan, args, None)
+
+    def resume_sync(
+        self,
+        state_json: str | bytes,
+        approvals: Mapping[str, bool],
+        **options: Unpack[RunOptions],
+    ) -> RunResult[OutputT]:
+        """`resume` for scripts: starts an event loop, so it cannot be called from inside one."""
+        return _run_blocking(partial(self.resume, state_json, approvals, **options))
 
     def run_sync(
         self, prompt: Prompt | None = None, **options: Unpack[RunOptions]

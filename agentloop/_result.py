@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from ._messages import Message, ModelResponse, messages_to_json
 from ._usage import Usage
+
+if TYPE_CHECKING:
+    from ._deferred import PendingApproval
 
 __all__ = ["RequestStats", "RunResult", "RunTiming"]
 
@@ -99,6 +102,19 @@ class RunResult(Generic[OutputT]):
     usage_by_agent: Mapping[str, Usage] = field(default_factory=lambda: {})
     agent: str = "agent"
     """The name of the agent that answered (another than the run's own after a handoff)."""
+    pending_approvals: tuple[PendingApproval, ...] = ()
+    """With ``approver="defer"``: the calls the run stopped before (its `output` is None);
+    resume with `Agent.resume` and `state_json`."""
+    saved_state: str | None = field(default=None, repr=False)
+
+    def state_json(self) -> str:
+        """The stopped run as JSON, for `Agent.resume` (transcript, usage, cost, retries, the
+        calls waiting; no keys). Only a run with `pending_approvals` has one."""
+        if self.saved_state is None:
+            from ._errors import UsageError
+
+            raise UsageError("this run finished: only a run waiting for approvals has a state")
+        return self.saved_state
 
     def messages_json(self) -> bytes:
         """The transcript as JSON; load it with `agentloop.messages_from_json`."""

@@ -13,7 +13,14 @@ from collections.abc import Awaitable, Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._errors import AgentloopError, OutputTruncatedError, RefusalError, UsageLimitExceeded
+from .._deferred import needing_approval
+from .._errors import (
+    AgentloopError,
+    OutputTruncatedError,
+    RefusalError,
+    UsageError,
+    UsageLimitExceeded,
+)
 from .._log import get_logger
 from .._messages import ModelRequest, ModelResponse, ToolCall
 from .._wire.request_tokens import counter_for
@@ -26,6 +33,7 @@ from .state import RunState
 from .window import Window
 
 if TYPE_CHECKING:
+    from .._deferred import Resumed
     from .._events import EventSink
     from .._handoff import HandoffPlan
     from .._result import RunResult
@@ -84,13 +92,18 @@ async def _loop(
     toolsets: RunToolsets | None,
 ) -> RunResult[Any]:
     limits = args.limits or plan.limits
+    if args.resumed is not None:  # the agent answering when the run stopped answers on
+        plan = _answering(plan, args.resumed.saved.agent)
     counter = counter_for(plan.model)
     guard = LimitGuard(limits, plan.model.name, counter)
     state.give_budget(limits)
     seat = _Seat.of(plan, args, state, counter)
-    state.extend(await initial_messages(plan, args, state.ctx, seat.step))
     re_ask = False
     answer_now = False  # the last turn's calls all repeated earlier ones
+    if args.resumed is None:
+        state.extend(await initial_messages(plan, args, state.ctx, seat.step))
+    else:
+        answer_now = await _resume(seat, args.resumed, state, guard, sink)
     while True:
         if toolsets is not None and toolsets.changed:  # a server's tools changed: list again
             seat = _Seat.of(await toolsets.refresh(), args, state, seat.counter)
@@ -108,6 +121,9 @@ async def _loop(
         calls = response.message.tool_calls
         if _needs_tools(step, calls):
             _check_answerable(response)
+            waiting = needing_approval(calls, seat.plan.dispatch.tools)
+            if waiting and seat.plan.defers_approvals:  # stop before the turn: resume() goes on
+                return state.paused(waiting)
             answer_now = await _run_tools(seat.plan, state, guard, calls, sink)
             seat.settings = step.after_tool_turn(seat.settings)
             re_ask = False
@@ -124,6 +140,31 @@ async def _loop(
             re_ask = True
             continue
         return state.result(outcome.value)
+
+
+async def _resume(
+    seat: _Seat, resumed: Resumed, state: RunState, guard: LimitGuard, sink: EventSink | None
+) -> bool:
+    """Restore the saved run and run the turn it stopped before, with the decisions."""
+    state.restore(resumed.saved)
+    plan = seat.plan
+    decided = dataclasses.replace(plan.dispatch, approver=resumed.decide)
+    turn_plan = dataclasses.replace(plan, dispatch=decided)
+    _log.info("run_resumed", run_id=state.run_id, approvals=dict(resumed.approvals))
+    answer_now = await _run_tools(turn_plan, state, guard, resumed.saved.waiting_calls(), sink)
+    seat.settings = seat.step.after_tool_turn(seat.settings)
+    return answer_now
+
+
+def _answering(plan: RunPlan, name: str) -> RunPlan:
+    """The plan of the agent named `name`: `plan`'s own, or one it hands off to (at any depth)."""
+    seen: list[RunPlan] = [plan]
+    while seen:
+        candidate = seen.pop()
+        if candidate.agent_name == name:
+            return candidate
+        seen.extend(h.target for h in candidate.handoffs.values())
+    raise UsageError(f"the state was saved while agent {name!r} answered; this agent has no such")
 
 
 @dataclass(slots=True)

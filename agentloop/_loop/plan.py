@@ -22,6 +22,7 @@ from .dispatch import DispatchConfig
 
 if TYPE_CHECKING:
     from .._context import RunContext
+    from .._deferred import Resumed
     from .._handoff import HandoffPlan
     from .._tools import Tool
     from .._toolsets import Toolset
@@ -77,6 +78,7 @@ class RunArgs:
     deps: Any = None
     settings: ModelSettings | None = None
     limits: Limits | None = None
+    resumed: Resumed | None = None  # `Agent.resume`: the saved run and the decisions
 
     @classmethod
     def of(cls, prompt: Prompt | None, options: RunOptions) -> RunArgs:
@@ -110,6 +112,8 @@ class RunPlan:
     agent_name: str = "agent"
     handoffs: Mapping[str, HandoffPlan] = field(default_factory=lambda: {})
     """The handoff tools of this agent, by tool name."""
+    defers_approvals: bool = False
+    """``approver="defer"``: a turn with calls needing approval stops the run."""
     _steps: dict[ModelProfile, OutputStep] = field(default_factory=lambda: {}, repr=False)
 
     def with_tools(self, extra: Sequence[Tool]) -> RunPlan:

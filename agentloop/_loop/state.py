@@ -8,12 +8,14 @@ transcript, usage and retry counts, read-only by convention.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Iterable
 from typing import Any
 
 from .._context import RunContext
+from .._deferred import PendingApproval, SavedRun
 from .._errors import AgentloopError
 from .._limits import Limits
 from .._messages import Message, ModelResponse
@@ -160,6 +162,31 @@ class RunState:
         totals = {name: usage.copy() for name, usage in self.by_agent.items()}
         totals.setdefault(self.agent_name, Usage()).add(self._own)
         return totals
+
+    def restore(self, saved: SavedRun) -> None:
+        """Go on from a saved run (`Agent.resume`): its transcript, totals, retries and turns."""
+        self.ctx.run_id = saved.run_id
+        self.ctx.messages[:] = saved.messages
+        self.ctx.usage.add(saved.usage)
+        self._own.add(saved.usage)
+        self.meter.total = saved.cost
+        self._retries.update(saved.retries)
+        self.turns = saved.turns
+
+    def paused(self, pending: tuple[PendingApproval, ...]) -> RunResult[Any]:
+        """The result of a run stopped before calls that need approval (its output is None)."""
+        saved = SavedRun(
+            self.ctx.run_id,
+            self.agent_name,
+            self.turns,
+            self.ctx.usage.copy(),
+            self.meter.total,
+            dict(self._retries),
+            list(self.ctx.messages),
+            tuple(p.id for p in pending),
+        )
+        result = self.result(None)
+        return dataclasses.replace(result, pending_approvals=pending, saved_state=saved.to_json())
 
     def attach_to(self, error: AgentloopError) -> None:
         """A failed run loses nothing: the error carries the transcript, usage and cost."""
