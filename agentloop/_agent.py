@@ -171,6 +171,7 @@ class Agent(Generic[OutputT]):
         from ._loop.dispatch import DispatchConfig
         from ._loop.plan import OutputPlan, RunPlan
         from ._output import OutputSpec
+        from ._subrun import runs_an_agent
 
         structured_tool = self.output_mode == "tool" and self.output_type is not str
         tools = (*self.tools, *(handoff_tool(h) for h in self.handoffs))
@@ -201,6 +202,7 @@ class Agent(Generic[OutputT]):
             self.name or "agent",
             {h.tool_name: HandoffPlan(h.agent._plan, h.input_filter) for h in self.handoffs},
             defers_approvals=self.approver == "defer",
+            uses_budget=bool(self.handoffs) or any(runs_an_agent(t) for t in self.tools),
         )
 
     def __setattr__(self, name: str, value: Any) -> None:

@@ -26,7 +26,7 @@ class RunContext(Generic[DepsT]):
     - `run_id`: the id bound to every log event of the run.
     - `tool_call_id` / `tool_name`: set inside a tool call.
     - `budget`: the run's limits and what it used, as an agent run as a tool sees them
-      (`Agent.as_tool`).
+      (`Agent.as_tool`); None in a run whose agent has no agent tools and no handoffs.
     - `agent`: the name of the agent answering now (a handoff changes it).
     """
 

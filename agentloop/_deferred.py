@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ._errors import UsageError
 from ._messages import AssistantMessage, Message, ToolCall, messages_from_json, messages_to_json
-from ._usage import Usage
+from ._usage import COUNTS, Usage
 
 if TYPE_CHECKING:
     from ._context import RunContext
@@ -28,16 +28,6 @@ if TYPE_CHECKING:
 __all__ = ["PendingApproval", "Resumed", "SavedRun", "needing_approval"]
 
 VERSION = 1
-_USAGE_FIELDS = (
-    "requests",
-    "input_tokens",
-    "output_tokens",
-    "cached_tokens",
-    "reasoning_tokens",
-    "tool_calls",
-    "retries",
-    "unreported_requests",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +53,7 @@ class SavedRun:
     pending: tuple[str, ...]
 
     def to_json(self) -> str:
-        usage = {name: getattr(self.usage, name) for name in _USAGE_FIELDS}
+        usage = {name: getattr(self.usage, name) for name in COUNTS}
         return json.dumps(
             {
                 "agentloop_state": VERSION,
@@ -87,7 +77,7 @@ class SavedRun:
             if data.get("agentloop_state") != VERSION:
                 raise ValueError("not a run state written by result.state_json()")
             usage_data = _object(data["usage"])
-            usage = Usage(**{name: int(usage_data[name]) for name in _USAGE_FIELDS})
+            usage = Usage(**{name: int(usage_data[name]) for name in COUNTS})
             retries = _object(data["retries"])
             pending: list[Any] = list(data["pending"])
             saved = cls(

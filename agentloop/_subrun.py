@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     from ._tools import Tool
     from ._usage import Usage
 
-__all__ = ["AgentSpend", "RunBudget", "agent_tool"]
+__all__ = ["AgentSpend", "RunBudget", "agent_tool", "runs_an_agent"]
+
+_MARK = "__agentloop_runs_agent__"
 
 N = TypeVar("N", int, float)
 
@@ -120,4 +122,10 @@ def agent_tool(agent: Agent[Any], name: str | None, description: str | None) -> 
             budget.spent.append(AgentSpend(tool_name, result.usage, result.cost))
         return result.output
 
+    setattr(ask, _MARK, True)
     return Tool.from_schema(tool_name, text, _PROMPT, ask)
+
+
+def runs_an_agent(item: Tool) -> bool:
+    """Whether `item` was made by `Agent.as_tool` (its run needs a `RunBudget`)."""
+    return getattr(item.function, _MARK, False) is True

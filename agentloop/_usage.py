@@ -7,6 +7,17 @@ from dataclasses import dataclass
 
 from ._messages import RequestUsage
 
+COUNTS = (  # the fields, in order
+    "requests",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "tool_calls",
+    "retries",
+    "unreported_requests",
+)
+
 __all__ = ["Usage"]
 
 
@@ -78,6 +89,11 @@ class Usage:
         self.tool_calls += other.tool_calls
         self.retries += other.retries
         self.unreported_requests += other.unreported_requests
+
+    def take_away(self, other: Usage) -> None:
+        """Take another's totals out of these (an agent's share of a run it took part in)."""
+        for name in COUNTS:
+            setattr(self, name, getattr(self, name) - getattr(other, name))
 
     def copy(self) -> Usage:
         return dataclasses.replace(self)

@@ -96,7 +96,8 @@ async def _loop(
         plan = _answering(plan, args.resumed.saved.agent)
     counter = counter_for(plan.model)
     guard = LimitGuard(limits, plan.model.name, counter)
-    state.give_budget(limits)
+    if plan.uses_budget:
+        state.give_budget(limits)
     seat = _Seat.of(plan, args, state, counter)
     re_ask = False
     answer_now = False  # the last turn's calls all repeated earlier ones
@@ -121,15 +122,18 @@ async def _loop(
         calls = response.message.tool_calls
         if _needs_tools(step, calls):
             _check_answerable(response)
-            waiting = needing_approval(calls, seat.plan.dispatch.tools)
-            if waiting and seat.plan.defers_approvals:  # stop before the turn: resume() goes on
-                return state.paused(waiting)
+            if seat.plan.defers_approvals:  # a call needing approval stops the run before it
+                waiting = needing_approval(calls, seat.plan.dispatch.tools)
+                if waiting:
+                    return state.paused(waiting)  # `Agent.resume` goes on
             answer_now = await _run_tools(seat.plan, state, guard, calls, sink)
             seat.settings = step.after_tool_turn(seat.settings)
             re_ask = False
-            handed = state.take_handoff()
+            handed = state.take_handoff() if seat.plan.handoffs else None
             if handed is not None:  # another agent answers from now on
                 seat = await _hand_over(seat.plan.handoffs[handed], args, state, guard)
+                if seat.plan.uses_budget and state.ctx.budget is None:
+                    state.give_budget(limits)
                 answer_now = False
             continue
         answer_now = False

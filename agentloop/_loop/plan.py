@@ -114,6 +114,8 @@ class RunPlan:
     """The handoff tools of this agent, by tool name."""
     defers_approvals: bool = False
     """``approver="defer"``: a turn with calls needing approval stops the run."""
+    uses_budget: bool = False
+    """Its tools include agents (`Agent.as_tool`) or handoffs: runs keep a `RunBudget`."""
     _steps: dict[ModelProfile, OutputStep] = field(default_factory=lambda: {}, repr=False)
 
     def with_tools(self, extra: Sequence[Tool]) -> RunPlan:

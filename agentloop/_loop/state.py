@@ -33,7 +33,6 @@ class RunState:
     """A run's transcript and totals (see the module). `ctx` is the context tools receive."""
 
     __slots__ = (
-        "_own",
         "_retries",
         "_started",
         "agent_name",
@@ -58,8 +57,9 @@ class RunState:
         self.answered = Answered()
         self.agent_name = agent_name  # the agent answering now (a handoff changes it)
         self.ctx.agent = agent_name
-        self.by_agent: dict[str, Usage] = {}  # agents run as tools, and agents handed over from
-        self._own = Usage()  # what the agent answering now spent itself
+        # What other agents spent: those run as tools, and those that handed the run over.
+        # The agent answering now spent the rest of the usage.
+        self.by_agent: dict[str, Usage] = {}
         self._started = time.perf_counter()
 
     def give_budget(self, limits: Limits) -> None:
@@ -95,7 +95,6 @@ class RunState:
     def account(self, response: ModelResponse) -> None:
         """The usage and cost of a request (also one the transcript does not keep)."""
         self.ctx.usage.add_request(response.usage, retries=response.retries)
-        self._own.add_request(response.usage, retries=response.retries)
         self.meter.add(self.model_name, response.usage)
 
     def add_tool_outcome(self, outcome: ToolOutcome) -> None:
@@ -104,7 +103,6 @@ class RunState:
         self.ctx.messages.extend(outcome.answers)
         self.answered.add(outcome.keys, outcome.answers)
         self.ctx.usage.tool_calls += len(outcome.answers)
-        self._own.tool_calls += len(outcome.answers)
         for key in outcome.retried:
             self.count_retry(key)
         budget = self.ctx.budget
@@ -122,7 +120,6 @@ class RunState:
     def count_retry(self, key: str) -> None:
         self._retries[key] = self._retries.get(key, 0) + 1
         self.ctx.usage.retries += 1
-        self._own.retries += 1
 
     def take_handoff(self) -> str | None:
         """The handoff tool the model called in the last turn (the first, if several)."""
@@ -135,8 +132,7 @@ class RunState:
 
     def hand_over(self, agent_name: str, model_name: str, messages: list[Message]) -> None:
         """Another agent answers from now on, from `messages` (the transcript it takes over)."""
-        self.by_agent.setdefault(self.agent_name, Usage()).add(self._own)
-        self._own = Usage()
+        self.by_agent.setdefault(self.agent_name, Usage()).add(self._own_usage())
         self.agent_name = self.ctx.agent = agent_name
         self.model_name = model_name
         self.ctx.messages[:] = messages
@@ -160,15 +156,21 @@ class RunState:
         if not self.by_agent:
             return {}
         totals = {name: usage.copy() for name, usage in self.by_agent.items()}
-        totals.setdefault(self.agent_name, Usage()).add(self._own)
+        totals.setdefault(self.agent_name, Usage()).add(self._own_usage())
         return totals
+
+    def _own_usage(self) -> Usage:
+        """What the agent answering now spent: the run's usage less the other agents'."""
+        own = self.ctx.usage.copy()
+        for other in self.by_agent.values():
+            own.take_away(other)
+        return own
 
     def restore(self, saved: SavedRun) -> None:
         """Go on from a saved run (`Agent.resume`): its transcript, totals, retries and turns."""
         self.ctx.run_id = saved.run_id
         self.ctx.messages[:] = saved.messages
         self.ctx.usage.add(saved.usage)
-        self._own.add(saved.usage)
         self.meter.total = saved.cost
         self._retries.update(saved.retries)
         self.turns = saved.turns
