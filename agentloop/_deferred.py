@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from ._errors import UsageError
+from ._loop.repeats import CallKey, call_key
 from ._messages import AssistantMessage, Message, ToolCall, messages_from_json, messages_to_json
 from ._usage import COUNTS, Usage
 
@@ -132,12 +133,16 @@ def _object(value: Any) -> dict[str, Any]:
 
 
 def needing_approval(
-    calls: Sequence[ToolCall], tools: Mapping[str, Tool]
+    calls: Sequence[ToolCall], tools: Mapping[str, Tool], earlier: Mapping[CallKey, object]
 ) -> tuple[PendingApproval, ...]:
-    """The calls of a turn whose tool needs approval."""
+    """The calls of a turn whose tool needs approval, except repeats of calls the run already
+    answered (`earlier`): those get the earlier answer without running, as in any turn."""
     pending: list[PendingApproval] = []
     for call in calls:
         tool = tools.get(call.name)
-        if tool is not None and tool.requires_approval:
-            pending.append(PendingApproval(call.id, call.name, call.arguments))
+        if tool is None or not tool.requires_approval:
+            continue
+        if not tool.rerun and call_key(call) in earlier:
+            continue
+        pending.append(PendingApproval(call.id, call.name, call.arguments))
     return tuple(pending)

@@ -123,7 +123,8 @@ async def _loop(
         if _needs_tools(step, calls):
             _check_answerable(response)
             if seat.plan.defers_approvals:  # a call needing approval stops the run before it
-                waiting = needing_approval(calls, seat.plan.dispatch.tools)
+                earlier = state.answered.answers
+                waiting = needing_approval(calls, seat.plan.dispatch.tools, earlier)
                 if waiting:
                     return state.paused(waiting)  # `Agent.resume` goes on
             answer_now = await _run_tools(seat.plan, state, guard, calls, sink)

@@ -11,20 +11,20 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .._context import RunContext
 from .._deferred import PendingApproval, SavedRun
 from .._errors import AgentloopError
 from .._limits import Limits
-from .._messages import Message, ModelResponse
+from .._messages import Message, ModelResponse, ToolMessage
 from .._prices import CostMeter
 from .._result import RequestStats, RunResult, RunTiming
 from .._subrun import AgentSpend, RunBudget
 from .._usage import Usage
 from .dispatch import ToolOutcome
-from .repeats import Answered
+from .repeats import Answered, call_key
 
 __all__ = ["RunState"]
 
@@ -174,6 +174,17 @@ class RunState:
         self.meter.total = saved.cost
         self._retries.update(saved.retries)
         self.turns = saved.turns
+        self._recall_answers(saved.messages)
+
+    def _recall_answers(self, messages: Sequence[Message]) -> None:
+        """The answered calls of the saved run, so that a repeat after it resumes gets the
+        earlier answer as it would have before (see `repeats`)."""
+        answers = {m.tool_call_id: m for m in messages if isinstance(m, ToolMessage)}
+        for message in messages:
+            for call in getattr(message, "tool_calls", ()):
+                answer = answers.get(call.id)
+                if answer is not None:
+                    self.answered.add([call_key(call)], [answer])
 
     def paused(self, pending: tuple[PendingApproval, ...]) -> RunResult[Any]:
         """The result of a run stopped before calls that need approval (its output is None)."""

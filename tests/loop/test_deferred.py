@@ -111,3 +111,15 @@ async def test_bad_resumes_are_refused_before_anything_runs() -> None:
     with pytest.raises(UsageError, match="finished"):
         finished.state_json()
     assert REFUNDS == [] and len(server.requests) == 1
+
+
+async def test_a_repeat_of_an_approved_call_after_resume_is_not_asked_again() -> None:
+    agent, _ = desk(tool_call(("refund", {"order": "E5", "amount": 5})))
+    paused = await agent.run("Refund E5.")
+    # the resumed model asks for the same refund again, then answers
+    again, server = desk(tool_call(("refund", {"order": "E5", "amount": 5})), reply("done"))
+    result = await again.resume(paused.state_json(), {paused.pending_approvals[0].id: True})
+    assert result.output == "done" and result.pending_approvals == ()
+    assert REFUNDS == [("E5", 5.0)]  # ran once
+    assert answers(result.messages)[-1].content.startswith("Same call as before")
+    server.assert_done()
