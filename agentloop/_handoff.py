@@ -14,13 +14,13 @@ cannot bring toolsets yet: an MCP server's tools belong to the agent that lists 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._context import RunContext
 from ._errors import UsageError
+from ._tools import api_tool_name
 
 if TYPE_CHECKING:
     from ._agent import Agent
@@ -32,7 +32,6 @@ __all__ = ["Handoff", "HandoffPlan", "InputFilter", "handoff", "handoff_tool"]
 
 InputFilter = Callable[[list["Message"]], Sequence["Message"]]
 """Shortens or rewrites the transcript that goes to the agent taking over."""
-_INVALID = re.compile(r"[^A-Za-z0-9_-]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +65,7 @@ def handoff(
         raise UsageError("a handoff target needs a name: Agent(..., name='billing')")
     if agent.toolsets:
         raise UsageError(f"agent {agent.name!r} has toolsets: a handoff target cannot, yet")
-    name = tool_name or _INVALID.sub("_", f"transfer_to_{agent.name}")[:64]
+    name = tool_name or api_tool_name(f"transfer_to_{agent.name}")
     text = description or (
         f"Hand the conversation to the {agent.name} agent, which answers the user from then on."
     )

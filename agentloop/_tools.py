@@ -37,6 +37,15 @@ if TYPE_CHECKING:
 __all__ = ["InvalidArguments", "Tool", "ToolChanges", "ToolOptions", "tool"]
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_NOT_IN_NAMES = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+def api_tool_name(text: str) -> str:
+    """`text` as a valid tool name: what the API does not take replaced by ``_``, at most 64
+    characters (names that come from elsewhere: an MCP server's, a handoff's agent's)."""
+    return _NOT_IN_NAMES.sub("_", text)[:64] or "_"
+
+
 _log = get_logger()
 
 

@@ -10,14 +10,13 @@ it, and the server's other tools are offered.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._errors import SchemaError, UsageError
 from .._log import get_logger
 from .._schema_limits import check_limits
-from .._tools import Tool
+from .._tools import Tool, api_tool_name
 
 if TYPE_CHECKING:
     import mcp_types
@@ -27,7 +26,6 @@ __all__ = ["MAX_SCHEMA_CHARS", "MCPToolError", "result_text", "tools_of"]
 _log = get_logger()
 MAX_SCHEMA_CHARS = 100_000
 """An input schema longer than this, as JSON, is refused (the API's own limits come after)."""
-_INVALID = re.compile(r"[^A-Za-z0-9_-]")
 Caller = Callable[[str, dict[str, Any]], Awaitable[str]]
 """Calls a tool by its name on the server with the arguments; returns the result's text."""
 
@@ -65,7 +63,7 @@ def tools_of(
 
 def api_name(prefix: str, name: str) -> str:
     """`prefix` + `name`, with what the API does not take in a tool name replaced by ``_``."""
-    return _INVALID.sub("_", f"{prefix}{name}")[:64] or "_"
+    return api_tool_name(f"{prefix}{name}")
 
 
 def _tool(spec: mcp_types.Tool, name: str, cap: int, call: Caller) -> Tool:

@@ -138,3 +138,8 @@ async def test_a_streamed_run_hands_over_too() -> None:
 def test_a_target_needs_a_name() -> None:
     with pytest.raises(UsageError, match="name"):
         Agent(FakeServer().model(), handoffs=[Agent(FakeServer().model())])
+
+
+def test_a_target_name_the_api_would_refuse_is_made_valid() -> None:
+    care = Agent(FakeServer().model(), name="customer care/EU")
+    assert handoff(care).tool_name == "transfer_to_customer_care_EU"
