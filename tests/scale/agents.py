@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from agentloop import OPENAI_PROFILE, Agent, OpenAICompatible
+from agentloop import OPENAI_PROFILE, Agent, OpenAICompatible, tool
 
 
 class Extracted(BaseModel):
@@ -29,8 +29,13 @@ def prompt_of(row: dict[str, object]) -> str:
     return f"id={row['id']} {row['text']}"
 
 
-def lookup_agent(base_url: str, tool_log: Path) -> Agent[Extracted]:
-    """Two requests and one tool call per document; each tool call appends a line to `tool_log`."""
+def lookup_agent(
+    base_url: str, tool_log: Path, *, needs_approval: bool = False
+) -> Agent[Extracted]:
+    """Two requests and one tool call per document; each tool call appends a line to `tool_log`.
+
+    With `needs_approval`, the lookup waits for a decision (``approver="defer"``).
+    """
 
     def lookup(doc_id: str) -> str:
         """Look a document up (a side effect: one line in the tool log).
@@ -45,6 +50,7 @@ def lookup_agent(base_url: str, tool_log: Path) -> Agent[Extracted]:
     return Agent(
         fake_model(base_url),
         instructions="Look the document up, then extract it.",
-        tools=[lookup],
+        tools=[tool(requires_approval=needs_approval)(lookup)],
         output_type=Extracted,
+        approver="defer" if needs_approval else None,
     )

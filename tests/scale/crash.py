@@ -21,7 +21,7 @@ def start_worker(db: str, base_url: str, tool_log: Path, out: Path, **options: A
     command = [sys.executable, str(WORKER), "--db", db, "--base-url", base_url]
     command += ["--tool-log", str(tool_log)]
     for name, value in options.items():
-        command += [f"--{name}", str(value)]
+        command += [f"--{name}"] if value is True else [f"--{name}", str(value)]
     # stderr (DBOS's log) apart: interleaved with stdout it could split a RESULT line
     log, errors = out.open("w"), out.with_suffix(".err").open("w")
     return subprocess.Popen(command, stdout=log, stderr=errors, text=True)

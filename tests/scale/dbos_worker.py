@@ -1,12 +1,14 @@
 """A DBOS worker for the crash test: durable runs of documents ``doc-<first>``..``doc-<last>``.
 
     python tests/scale/dbos_worker.py --db sqlite:///runs.sqlite --base-url URL \
-        --tool-log tools.log --first 0 --count 100 [--executor local] [--parallel 20]
+        --tool-log tools.log --first 0 --count 100 [--executor local] [--parallel 20] \
+        [--approvals]
 
 It launches DBOS (which resumes the runs a dead worker left pending), then starts every document's
 run under the workflow id ``doc-<i>`` (a run that exists already is not started twice), at most
 `--parallel` at a time, and prints ``DONE <n>`` once all have finished. Each finished run prints a
-line ``RESULT <json>`` with the workflow id and the output.
+line ``RESULT <json>`` with the workflow id and the output. With `--approvals` the lookup needs
+approval: each run waits for a decision sent with `DBOSAgent.approve`.
 """
 
 from __future__ import annotations
@@ -34,12 +36,17 @@ async def run_all(extractor: DBOSAgent, first: int, count: int, parallel: int) -
         async with slots:
             key = f"doc-{index}"
             record = await extractor.run(f"id={key} one two three", workflow_id=key)
-            line = json.dumps({"id": key, "output": record["output"]})
+            line = json.dumps({"id": key, "output": record["output"], "tools": _tools(record)})
             sys.stdout.write(f"RESULT {line}\n")  # one write per line
             sys.stdout.flush()
 
     await asyncio.gather(*(one(i) for i in range(first, first + count)))
     return count
+
+
+def _tools(record: dict[str, Any]) -> list[str]:
+    """What the model read back from its tool calls, in order."""
+    return [m["content"] for m in record["messages"] if m.get("role") == "tool"]
 
 
 def main() -> None:
@@ -51,8 +58,10 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--parallel", type=int, default=20)
     parser.add_argument("--executor", default="local")
+    parser.add_argument("--approvals", action="store_true")
     args = parser.parse_args()
-    extractor = DBOSAgent(lookup_agent(args.base_url, args.tool_log), name="crash_test")
+    agent = lookup_agent(args.base_url, args.tool_log, needs_approval=args.approvals)
+    extractor = DBOSAgent(agent, name="approvals" if args.approvals else "crash_test")
     DBOS(
         config={
             "name": "agentloop-crash-test",
