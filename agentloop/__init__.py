@@ -106,6 +106,7 @@ if TYPE_CHECKING:
     from ._progress import WorkingLine
     from ._result import RequestStats, RunResult, RunTiming
     from ._summarize import summarize_older
+    from ._tool_return import Image, ToolReturn
     from ._toolsets import OpenToolset, Toolset
     from ._usage import Usage
     from ._wire.models import Model, infer_model
@@ -136,6 +137,8 @@ _LAZY: dict[str, str] = {
     "Prompt": "._loop.plan",
     "RunOptions": "._loop.plan",
     "RunStream": "._loop.run_stream",
+    "Image": "._tool_return",
+    "ToolReturn": "._tool_return",
     "ModelInfo": "._prices",
     "lookup_model": "._prices",
     "register_model": "._prices",
@@ -183,6 +186,7 @@ __all__ = [
     "ContextWindowError",
     "Handoff",
     "HistoryPolicy",
+    "Image",
     "IncompleteStreamError",
     "Instructions",
     "InsufficientCreditsError",
@@ -242,6 +246,7 @@ __all__ = [
     "ToolExecutionError",
     "ToolMessage",
     "ToolRetry",
+    "ToolReturn",
     "Toolset",
     "ToolsetError",
     "TurnFinished",

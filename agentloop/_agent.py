@@ -171,6 +171,7 @@ class Agent(Generic[OutputT]):
         from ._loop.dispatch import DispatchConfig
         from ._loop.plan import OutputPlan, RunPlan
         from ._output import OutputSpec
+        from ._prices import lookup_model
         from ._subrun import runs_an_agent
 
         structured_tool = self.output_mode == "tool" and self.output_type is not str
@@ -181,6 +182,7 @@ class Agent(Generic[OutputT]):
             self.max_tool_result_chars,
             self.tool_errors == "raise",
             approver=None if self.approver == "defer" else self.approver,
+            images=model_info.images if (model_info := lookup_model(model.name)) else False,
         )
         output = OutputPlan(
             OutputSpec.build(self.output_type),

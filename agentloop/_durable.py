@@ -25,6 +25,7 @@ that started in another order.
 
 from __future__ import annotations
 
+import base64
 import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -35,6 +36,7 @@ from ._agent import Agent
 from ._errors import ToolRetry, UsageError
 from ._loop.dispatch import call_tool, tool_result_text
 from ._messages import ModelRequest, ModelResponse
+from ._tool_return import Image, ToolReturn, split_return
 from ._tools import Tool
 
 if TYPE_CHECKING:
@@ -129,7 +131,8 @@ class DurableModel:
 
 
 async def _tool_outcome(tool: Tool, arguments: dict[str, Any], ctx: RunContext[Any]) -> JSON:
-    """Run the tool: ``{"ok": text}``, ``{"retry": message}`` or ``{"error": "Type: message"}``."""
+    """Run the tool: ``{"ok": text}`` (with ``"images"`` if it returned any), ``{"retry":
+    message}`` or ``{"error": "Type: message"}``."""
     try:
         value, timed_out = await call_tool(tool, arguments, ctx)
         if timed_out:
@@ -138,14 +141,26 @@ async def _tool_outcome(tool: Tool, arguments: dict[str, Any], ctx: RunContext[A
         return {"retry": signal.message}
     except Exception as exc:
         return {"error": f"{type(exc).__name__}: {exc}"}
-    return {"ok": tool_result_text(value, sys.maxsize)}
+    value, images = split_return(value)
+    outcome: dict[str, Any] = {"ok": tool_result_text(value, sys.maxsize)}
+    if images:
+        outcome["images"] = [[i.media_type, base64.b64encode(i.data).decode()] for i in images]
+    return outcome
+
+
+def _replayed(outcome: dict[str, Any]) -> str | ToolReturn:
+    """A tool step's recorded outcome as the tool's value again."""
+    images = outcome.get("images")
+    if not images:
+        return outcome["ok"]
+    return ToolReturn(outcome["ok"], tuple(Image(base64.b64decode(d), t) for t, d in images))
 
 
 def durable_tool(tool: Tool, engine: DurableEngine) -> Tool:
     """A copy of `tool` whose calls are engine steps (its timeout moves inside the step)."""
     context_name = tool.context_param or _CTX
 
-    async def run(**kwargs: Any) -> str:
+    async def run(**kwargs: Any) -> str | ToolReturn:
         ctx: RunContext[Any] = kwargs[context_name] if tool.context_param else kwargs.pop(_CTX)
         arguments = {k: v for k, v in kwargs.items() if k != tool.context_param}
 
@@ -153,12 +168,12 @@ def durable_tool(tool: Tool, engine: DurableEngine) -> Tool:
             return await _tool_outcome(tool, arguments, ctx)
 
         name = f"{tool.name}#{ctx.tool_call_id}" if ctx.tool_call_id else tool.name
-        outcome: dict[str, str] = await engine.step("tool", name, call)
+        outcome: dict[str, Any] = await engine.step("tool", name, call)
         if "retry" in outcome:
             raise ToolRetry(outcome["retry"])
         if "error" in outcome:
             raise ToolStepError(outcome["error"])
-        return outcome["ok"]
+        return _replayed(outcome)
 
     run.__name__ = tool.name
     return tool.replace(function=run, context_param=context_name, timeout=None)

@@ -28,6 +28,8 @@ class ModelInfo:
     input: float | None = None
     output: float | None = None
     cached_input: float | None = None
+    images: bool = False
+    """The model takes images (a tool's images are shown to it; see `ToolReturn`)."""
 
     def cost(self, usage: RequestUsage) -> float | None:
         """The catalog price of one request, or None when this entry has no prices."""

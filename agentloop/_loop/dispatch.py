@@ -21,7 +21,8 @@ import anyio
 
 from .._errors import ToolExecutionError, ToolRetry, ToolsetError
 from .._log import get_logger
-from .._messages import ToolCall, ToolMessage
+from .._messages import ToolCall, ToolMessage, UserMessage
+from .._tool_return import Numbered, image_lines, images_turn, split_return
 from .repeats import CallKey, call_key, reused_answer
 
 if TYPE_CHECKING:
@@ -57,6 +58,8 @@ class DispatchConfig:
     raise_tool_errors: bool = False
     unknown_tool_retries: int = 2
     approver: Approver | None = None
+    images: bool = False
+    """The model takes images: those tools return are shown to it (see `ToolReturn`)."""
 
 
 def canonical_tool_name(name: str, known: Collection[str]) -> str | None:
@@ -101,12 +104,14 @@ def tool_result_text(value: Any, cap: int) -> str:
 class ToolOutcome:
     """What one turn of tool calls produced: an answer per call, in call order, the retry keys
     it used (a tool's name, or ``"(unknown tool)"``), one per retry, and how many calls were
-    answered from the run's earlier answers instead of running."""
+    answered from the run's earlier answers instead of running; and the user turn that shows
+    the model the images the tools returned, if any."""
 
     keys: tuple[CallKey, ...]
     answers: tuple[ToolMessage, ...]
     retried: tuple[str, ...]
     reused: int = 0
+    images: UserMessage | None = None
 
     @property
     def all_reused(self) -> bool:
@@ -126,6 +131,7 @@ class ToolTurn:
         "_calls",
         "_counts",
         "_failure",
+        "_images",
         "_keys",
         "_retried",
         "_reused",
@@ -156,6 +162,7 @@ class ToolTurn:
         self._retried: list[str] = []
         self._answers: list[ToolMessage | None] = [None] * len(calls)
         self._failure: BaseException | None = None
+        self._images: dict[int, Numbered] | None = None
 
     async def run(self) -> None:
         calls = self._calls
@@ -174,11 +181,13 @@ class ToolTurn:
     def outcome(self) -> ToolOutcome:
         """Every call's answer (a call that did not finish is answered as cancelled)."""
         answers = zip(self._calls, self._answers, strict=True)
+        images = self._images
         return ToolOutcome(
             self._keys,
             tuple(answer or _cancelled(call) for call, answer in answers),
             tuple(self._retried),
             self._reused,
+            images_turn([(self._calls[i], images[i]) for i in sorted(images)]) if images else None,
         )
 
     def reuse(self, index: int, call: ToolCall, tool: Tool) -> ToolMessage | None:
@@ -193,6 +202,18 @@ class ToolTurn:
 
     def record(self, index: int, answer: ToolMessage) -> None:
         self._answers[index] = answer
+
+    def answer_with(self, index: int, call: ToolCall, value: Any) -> ToolMessage:
+        """The answer to a call that returned `value`; the images it returned are kept for the
+        turn's images message."""
+        value, images = split_return(value)
+        text = tool_result_text(value, self.config.max_result_chars)
+        if images:
+            lines, shown = image_lines(images, self.config.images)
+            text = f"{text}\n{lines}" if text else lines
+            if shown:
+                self._images = {**(self._images or {}), index: shown}
+        return ToolMessage(call.id, text, call.name)
 
     def count_retry(self, key: str) -> int:
         used = self._counts.get(key, 0) + 1
@@ -292,7 +313,7 @@ async def _answer(
     except Exception as exc:
         text = f"Tool {call.name!r} failed: {type(exc).__name__}: {exc}"
         return _error_answer(turn, call, text, exc, scope)
-    return ToolMessage(call.id, tool_result_text(value, config.max_result_chars), call.name)
+    return turn.answer_with(index, call, value)
 
 
 async def call_tool(

@@ -101,6 +101,8 @@ class RunState:
         """A turn's tool answers join the transcript (and the answered calls, for repeats);
         its calls and retries count."""
         self.ctx.messages.extend(outcome.answers)
+        if outcome.images is not None:
+            self.ctx.messages.append(outcome.images)
         self.answered.add(outcome.keys, outcome.answers)
         self.ctx.usage.tool_calls += len(outcome.answers)
         for key in outcome.retried:

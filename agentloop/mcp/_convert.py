@@ -9,6 +9,8 @@ it, and the server's other tools are offered.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -16,18 +18,19 @@ from typing import TYPE_CHECKING, Any
 from .._errors import SchemaError, UsageError
 from .._log import get_logger
 from .._schema_limits import check_limits
+from .._tool_return import Image, ToolReturn
 from .._tools import Tool, api_tool_name
 
 if TYPE_CHECKING:
     import mcp_types
 
-__all__ = ["MAX_SCHEMA_CHARS", "MCPToolError", "result_text", "tools_of"]
+__all__ = ["MAX_SCHEMA_CHARS", "MCPToolError", "result_text", "result_value", "tools_of"]
 
 _log = get_logger()
 MAX_SCHEMA_CHARS = 100_000
 """An input schema longer than this, as JSON, is refused (the API's own limits come after)."""
-Caller = Callable[[str, dict[str, Any]], Awaitable[str]]
-"""Calls a tool by its name on the server with the arguments; returns the result's text."""
+Caller = Callable[[str, dict[str, Any]], Awaitable[str | ToolReturn]]
+"""Calls a tool by its name on the server with the arguments; returns the result's value."""
 
 
 class MCPToolError(Exception):
@@ -80,7 +83,7 @@ def _tool(spec: mcp_types.Tool, name: str, cap: int, call: Caller) -> Tool:
         description = description[:cap] + " [...]"
     remote = spec.name
 
-    async def function(**arguments: Any) -> str:
+    async def function(**arguments: Any) -> str | ToolReturn:
         return await call(remote, arguments)
 
     return Tool.from_schema(name, description, schema, function)
@@ -90,13 +93,36 @@ def _skip(server: str, tool: str, reason: str) -> None:
     _log.warning("mcp_tool_skipped", server=server, tool=tool, reason=reason)
 
 
+def result_value(result: mcp_types.CallToolResult) -> str | ToolReturn:
+    """What the tool returns to the loop: its text (see `result_text`), with its images (shown
+    to a model that takes them, after the turn's tool answers) when it sent any."""
+    text = result_text(result)
+    images = tuple(
+        image
+        for block in result.content
+        if getattr(block, "type", None) == "image" and (image := _image(block)) is not None
+    )
+    return ToolReturn(text, images) if images else text
+
+
 def result_text(result: mcp_types.CallToolResult) -> str:
-    """The text the model gets: the content blocks in order (text as it is, other blocks named
-    in one line); the structured content as JSON when the server sent no content blocks (a
-    server that sends both puts the same JSON in a text block, as the protocol asks)."""
+    """The text the model gets: the content blocks in order (text as it is, images left to
+    `result_value`, other blocks named in one line); the structured content as JSON when the
+    server sent no content blocks (a server that sends both puts the same JSON in a text block,
+    as the protocol asks)."""
     if result.content or result.structured_content is None:
-        return "\n".join(_block_text(block) for block in result.content)
+        texts = (_block_text(b) for b in result.content if getattr(b, "type", None) != "image")
+        return "\n".join(texts)
     return json.dumps(result.structured_content, ensure_ascii=False)
+
+
+def _image(block: Any) -> Image | None:
+    try:
+        data = base64.b64decode(block.data, validate=True)
+    except (binascii.Error, ValueError):
+        _log.warning("mcp_image_skipped", reason="its data is not base64")
+        return None
+    return Image(data, str(block.mime_type))
 
 
 def _block_text(block: Any) -> str:
@@ -111,7 +137,7 @@ def _block_text(block: Any) -> str:
         return f"[resource {inner.uri} ({inner.mime_type or 'binary'}): not shown]"
     if kind == "resource_link":
         return f"[resource link {block.uri}: {block.description or block.name}]"
-    if kind in ("image", "audio"):
+    if kind == "audio":
         size = len(block.data) * 3 // 4
         return f"[{kind} ({block.mime_type}, about {size:,} bytes): not shown]"
     return f"[{kind or 'unknown'} content: not shown]"

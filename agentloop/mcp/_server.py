@@ -27,7 +27,8 @@ import anyio
 
 from .._errors import MCPServerError, MCPTimeoutError, UsageError
 from .._log import get_logger
-from ._convert import MCPToolError, result_text, tools_of
+from .._tool_return import ToolReturn
+from ._convert import MCPToolError, result_value, tools_of
 
 if TYPE_CHECKING:
     from mcp import Client
@@ -288,7 +289,7 @@ class _Connection:
             call=self.call,
         )
 
-    async def call(self, name: str, arguments: dict[str, Any]) -> str:
+    async def call(self, name: str, arguments: dict[str, Any]) -> str | ToolReturn:
         client = self._require()
         server = self._server
         with _server_errors(server.name, f"failed during a call of {name!r}", call=True):
@@ -296,10 +297,11 @@ class _Connection:
                 result = await client.call_tool(
                     name, arguments, read_timeout_seconds=server.timeout
                 )
-        text = result_text(result)
+        value = result_value(result)
         if result.is_error:
+            text = value.value if isinstance(value, ToolReturn) else value
             raise MCPToolError(text or "the tool reported an error")
-        return text
+        return value
 
     def _require(self) -> Client:
         if self._client is None or self.closed:

@@ -11,7 +11,8 @@ pytest.importorskip("mcp")
 
 import mcp_types
 
-from agentloop.mcp._convert import MAX_SCHEMA_CHARS, api_name, result_text, tools_of
+from agentloop import Image, ToolReturn
+from agentloop.mcp._convert import MAX_SCHEMA_CHARS, api_name, result_text, result_value, tools_of
 
 OBJECT = {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}
 
@@ -75,7 +76,10 @@ def test_results_text_blocks_then_structured_content() -> None:
     text = mcp_types.TextContent(type="text", text="hello")
     image = mcp_types.ImageContent(type="image", data="AAAA", mime_type="image/png")
     both = mcp_types.CallToolResult(content=[text, image], structured_content={"a": 1})
-    assert result_text(both) == "hello\n[image (image/png, about 3 bytes): not shown]"
+    assert result_text(both) == "hello"  # the image is the value's, below
+    assert result_value(both) == ToolReturn("hello", (Image(b"\x00\x00\x00", "image/png"),))
+    broken = mcp_types.ImageContent(type="image", data="not base64!", mime_type="image/png")
+    assert result_value(mcp_types.CallToolResult(content=[text, broken])) == "hello"
     structured = mcp_types.CallToolResult(content=[], structured_content={"a": "é"})
     assert result_text(structured) == '{"a": "é"}'
     assert result_text(mcp_types.CallToolResult(content=[])) == ""

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agentloop import Agent, ToolMessage, UsageError
+from agentloop import Agent, ModelInfo, ToolMessage, UsageError, register_model
 from agentloop.mcp import MCPServer, MCPServerError, MCPTimeoutError
 from agentloop.testing import FakeServer, reply, tool_call
 
@@ -170,7 +170,19 @@ async def test_a_long_result_is_cut_visibly_and_an_image_is_named(calc: MCPServe
     report, image = tool_answers(result.messages)
     assert report.content.startswith("x" * 100)
     assert "[... truncated: 4900 of 5000 characters not shown]" in report.content
-    assert image.content.startswith("[image (image/png,")
+    assert image.content.startswith("[image 1: image/png,")
+    assert image.content.endswith("not shown: this model does not take images]")
+
+
+async def test_a_servers_image_is_shown_to_a_model_that_takes_images(calc: MCPServer) -> None:
+    register_model(ModelInfo("vision-for-mcp", images=True))
+    fake = FakeServer([tool_call(("logo", {})), reply("a logo")], model_name="vision-for-mcp")
+    await Agent(fake.model(), toolsets=[calc]).run("go")
+    sent = fake.requests[1]["messages"]
+    assert sent[2]["content"] == "[image 1: image/png, 70 bytes; shown in the next message]"
+    label, image = sent[3]["content"]
+    assert label["text"] == "Image 1 from the tool 'logo' (call call_0_logo):"
+    assert image["image_url"]["url"].startswith("data:image/png;base64,iVBORw0KGgo")
 
 
 async def test_a_streamed_run_uses_server_tools(calc: MCPServer) -> None:
