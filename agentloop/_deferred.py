@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from ._errors import UsageError
@@ -52,9 +52,11 @@ class SavedRun:
     retries: Mapping[str, int]
     messages: list[Message]
     pending: tuple[str, ...]
+    by_agent: Mapping[str, Usage] = field(default_factory=lambda: {})
+    """What other agents spent (handed the run over, or run as tools), by agent."""
 
     def to_json(self) -> str:
-        usage = {name: getattr(self.usage, name) for name in COUNTS}
+        usage = _counts(self.usage)
         return json.dumps(
             {
                 "agentloop_state": VERSION,
@@ -66,6 +68,7 @@ class SavedRun:
                 "retries": dict(self.retries),
                 "pending": list(self.pending),
                 "messages": json.loads(messages_to_json(self.messages)),
+                "by_agent": {name: _counts(used) for name, used in self.by_agent.items()},
             },
             ensure_ascii=False,
         )
@@ -77,8 +80,8 @@ class SavedRun:
             data = _object(json.loads(text))
             if data.get("agentloop_state") != VERSION:
                 raise ValueError("not a run state written by result.state_json()")
-            usage_data = _object(data["usage"])
-            usage = Usage(**{name: int(usage_data[name]) for name in COUNTS})
+            usage = _usage(data["usage"])
+            by_agent = {str(k): _usage(v) for k, v in _object(data.get("by_agent", {})).items()}
             retries = _object(data["retries"])
             pending: list[Any] = list(data["pending"])
             saved = cls(
@@ -90,6 +93,7 @@ class SavedRun:
                 {str(k): int(v) for k, v in retries.items()},
                 messages_from_json(json.dumps(data["messages"])),
                 tuple(str(i) for i in pending),
+                by_agent,
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise UsageError(f"cannot resume from this state: {exc}") from None
@@ -124,6 +128,15 @@ class Resumed:
 
     def decide(self, call: ToolCall, ctx: RunContext[Any]) -> bool:
         return bool(self.approvals.get(call.id, False))
+
+
+def _counts(usage: Usage) -> dict[str, int]:
+    return {name: getattr(usage, name) for name in COUNTS}
+
+
+def _usage(value: Any) -> Usage:
+    counts = _object(value)
+    return Usage(**{name: int(counts[name]) for name in COUNTS})
 
 
 def _object(value: Any) -> dict[str, Any]:

@@ -63,8 +63,6 @@ def handoff(
     ``transfer_to_<name>``), the tool's description and an input filter of your choice."""
     if not agent.name:
         raise UsageError("a handoff target needs a name: Agent(..., name='billing')")
-    if agent.toolsets:
-        raise UsageError(f"agent {agent.name!r} has toolsets: a handoff target cannot, yet")
     name = tool_name or api_tool_name(f"transfer_to_{agent.name}")
     text = description or (
         f"Hand the conversation to the {agent.name} agent, which answers the user from then on."

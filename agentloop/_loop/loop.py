@@ -9,7 +9,7 @@ each stage returns.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Collection, Sequence
+from collections.abc import Awaitable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,8 @@ from .state import RunState
 from .window import Window
 
 if TYPE_CHECKING:
+    from contextlib import AsyncExitStack
+
     from .._deferred import Resumed
     from .._events import EventSink
     from .._handoff import HandoffPlan
@@ -56,7 +58,7 @@ async def run_loop(plan: RunPlan, args: RunArgs, sink: EventSink | None) -> RunR
     if sink is not None:
         sink.attach(state.ctx)
     try:
-        if plan.toolsets:
+        if any(p.toolsets for p in _reachable(plan)):
             result = await _with_toolsets(plan, args, state, sink)
         else:
             result = await _loop(plan, args, state, sink, None)
@@ -71,17 +73,29 @@ async def run_loop(plan: RunPlan, args: RunArgs, sink: EventSink | None) -> RunR
 async def _with_toolsets(
     plan: RunPlan, args: RunArgs, state: RunState, sink: EventSink | None
 ) -> RunResult[Any]:
-    """`_loop` with the plan's toolsets connected for the run (and closed when it ends)."""
+    """`_loop` with a stack that holds the toolsets the run connects (the answering agent's, and
+    those of each agent handed the run), closed when the run ends."""
     from contextlib import AsyncExitStack
 
-    from .toolsets import RunToolsets, only_error
+    from .toolsets import only_error
 
-    toolsets = RunToolsets(plan)
     try:
         async with AsyncExitStack() as stack:
-            return await _loop(await toolsets.connect(stack), args, state, sink, toolsets)
+            return await _loop(plan, args, state, sink, stack)
     except BaseExceptionGroup as group:  # a toolset's task group wrapped the run's one error
         raise only_error(group) from None
+
+
+async def _connect(
+    plan: RunPlan, stack: AsyncExitStack | None
+) -> tuple[RunPlan, RunToolsets | None]:
+    """`plan` with its toolsets' tools, connected on `stack` (the plan as it is without any)."""
+    if not plan.toolsets or stack is None:
+        return plan, None
+    from .toolsets import RunToolsets
+
+    toolsets = RunToolsets(plan)
+    return await toolsets.connect(stack), toolsets
 
 
 async def _loop(
@@ -89,16 +103,17 @@ async def _loop(
     args: RunArgs,
     state: RunState,
     sink: EventSink | None,
-    toolsets: RunToolsets | None,
+    stack: AsyncExitStack | None,
 ) -> RunResult[Any]:
     limits = args.limits or plan.limits
     if args.resumed is not None:  # the agent answering when the run stopped answers on
         plan = _answering(plan, args.resumed.saved.agent)
+    plan, toolsets = await _connect(plan, stack)
     counter = counter_for(plan.model)
     guard = LimitGuard(limits, plan.model.name, counter)
     if plan.uses_budget:
         state.give_budget(limits)
-    seat = _Seat.of(plan, args, state, counter)
+    seat = _Seat.of(plan, args, state, counter, toolsets)
     re_ask = False
     answer_now = False  # the last turn's calls all repeated earlier ones
     if args.resumed is None:
@@ -106,8 +121,9 @@ async def _loop(
     else:
         answer_now = await _resume(seat, args.resumed, state, guard, sink)
     while True:
+        toolsets = seat.toolsets
         if toolsets is not None and toolsets.changed:  # a server's tools changed: list again
-            seat = _Seat.of(await toolsets.refresh(), args, state, seat.counter)
+            seat = _Seat.of(await toolsets.refresh(), args, state, seat.counter, toolsets)
         step = seat.step
         settings = step.answer_now(seat.settings) if answer_now else seat.settings
         pending = ModelRequest(tuple(state.messages), step.tools, settings, step.response_format)
@@ -132,7 +148,8 @@ async def _loop(
             re_ask = False
             handed = state.take_handoff() if seat.plan.handoffs else None
             if handed is not None:  # another agent answers from now on
-                seat = await _hand_over(seat.plan.handoffs[handed], args, state, guard)
+                target = seat.plan.handoffs[handed]
+                seat = await _hand_over(target, args, state, guard, stack)
                 if seat.plan.uses_budget and state.ctx.budget is None:
                     state.give_budget(limits)
                 answer_now = False
@@ -151,8 +168,8 @@ async def _resume(
     seat: _Seat, resumed: Resumed, state: RunState, guard: LimitGuard, sink: EventSink | None
 ) -> bool:
     """Restore the saved run and run the turn it stopped before, with the decisions."""
-    state.restore(resumed.saved)
     plan = seat.plan
+    state.restore(resumed.saved, plan.model.name)
     decided = dataclasses.replace(plan.dispatch, approver=resumed.decide)
     turn_plan = dataclasses.replace(plan, dispatch=decided)
     _log.info("run_resumed", run_id=state.run_id, approvals=dict(resumed.approvals))
@@ -161,14 +178,20 @@ async def _resume(
     return answer_now
 
 
+def _reachable(plan: RunPlan) -> Iterator[RunPlan]:
+    """`plan`, and the plans it hands off to, at any depth (agents are immutable: no cycles)."""
+    pending: list[RunPlan] = [plan]
+    while pending:
+        candidate = pending.pop()
+        yield candidate
+        pending.extend(h.target for h in candidate.handoffs.values())
+
+
 def _answering(plan: RunPlan, name: str) -> RunPlan:
     """The plan of the agent named `name`: `plan`'s own, or one it hands off to (at any depth)."""
-    seen: list[RunPlan] = [plan]
-    while seen:
-        candidate = seen.pop()
+    for candidate in _reachable(plan):
         if candidate.agent_name == name:
             return candidate
-        seen.extend(h.target for h in candidate.handoffs.values())
     raise UsageError(f"the state was saved while agent {name!r} answered; this agent has no such")
 
 
@@ -182,26 +205,39 @@ class _Seat:
     window: Window
     known: frozenset[str]
     settings: ModelSettings
+    toolsets: RunToolsets | None  # the answering agent's, connected
 
     @classmethod
-    def of(cls, plan: RunPlan, args: RunArgs, state: RunState, counter: RequestCounter) -> _Seat:
+    def of(
+        cls,
+        plan: RunPlan,
+        args: RunArgs,
+        state: RunState,
+        counter: RequestCounter,
+        toolsets: RunToolsets | None = None,
+    ) -> _Seat:
         model = plan.model
         step = plan.output_step(model.profile)
         window = Window(model, plan.history_policy, counter, state.account)
         known = frozenset(t.name for t in step.tools)
-        return cls(plan, step, counter, window, known, step.settings(plan.settings | args.settings))
+        settings = step.settings(plan.settings | args.settings)
+        return cls(plan, step, counter, window, known, settings, toolsets)
 
 
 async def _hand_over(
-    handoff: HandoffPlan, args: RunArgs, state: RunState, guard: LimitGuard
+    handoff: HandoffPlan,
+    args: RunArgs,
+    state: RunState,
+    guard: LimitGuard,
+    stack: AsyncExitStack | None,
 ) -> _Seat:
     """The target of `handoff` answers from now on: its instructions replace the first system
-    message of the transcript (after the handoff's filter), its model, tools and output type
-    take over; the run's limits hold on."""
-    target = handoff.target
+    message of the transcript (after the handoff's filter), its model, tools (its toolsets
+    connected now, for the rest of the run) and output type take over; the run's limits hold."""
+    target, toolsets = await _connect(handoff.target, stack)
     counter = counter_for(target.model)
     guard.use_model(target.model.name, counter)
-    seat = _Seat.of(target, args, state, counter)
+    seat = _Seat.of(target, args, state, counter, toolsets)
     messages = list(state.messages)
     if handoff.input_filter is not None:
         messages = list(handoff.input_filter(messages))

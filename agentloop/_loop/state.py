@@ -168,8 +168,12 @@ class RunState:
             own.take_away(other)
         return own
 
-    def restore(self, saved: SavedRun) -> None:
-        """Go on from a saved run (`Agent.resume`): its transcript, totals, retries and turns."""
+    def restore(self, saved: SavedRun, model_name: str) -> None:
+        """Go on from a saved run (`Agent.resume`): its transcript, totals, retries and turns,
+        with the agent that answered when it stopped (whose model is `model_name`)."""
+        self.agent_name = self.ctx.agent = saved.agent
+        self.model_name = model_name
+        self.by_agent = {name: used.copy() for name, used in saved.by_agent.items()}
         self.ctx.run_id = saved.run_id
         self.ctx.messages[:] = saved.messages
         self.ctx.usage.add(saved.usage)
@@ -199,6 +203,7 @@ class RunState:
             dict(self._retries),
             list(self.ctx.messages),
             tuple(p.id for p in pending),
+            {name: used.copy() for name, used in self.by_agent.items()},
         )
         result = self.result(None)
         return dataclasses.replace(result, pending_approvals=pending, saved_state=saved.to_json())

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agentloop import Agent, ModelInfo, ToolMessage, UsageError, register_model
+from agentloop import Agent, ModelInfo, ToolMessage, UsageError, register_model, tool
 from agentloop.mcp import MCPServer, MCPServerError, MCPTimeoutError
 from agentloop.testing import FakeServer, reply, tool_call
 
@@ -183,6 +183,39 @@ async def test_a_servers_image_is_shown_to_a_model_that_takes_images(calc: MCPSe
     label, image = sent[3]["content"]
     assert label["text"] == "Image 1 from the tool 'logo' (call call_0_logo):"
     assert image["image_url"]["url"].startswith("data:image/png;base64,iVBORw0KGgo")
+
+
+async def test_an_agent_handed_the_run_connects_its_own_servers(calc: MCPServer) -> None:
+    script = [tool_call(("transfer_to_math", {})), tool_call(("add", {"a": 2, "b": 3})), reply("5")]
+    fake = FakeServer(script)
+    math = Agent(fake.model(), name="math", toolsets=[calc])
+    result = await Agent(fake.model(), name="triage", handoffs=[math]).run("2+3?")
+    assert (result.output, result.agent) == ("5", "math")
+    assert "add" not in offered(fake.requests[0])
+    assert {"add", "transfer_to_math"} - set(offered(fake.requests[1])) == {"transfer_to_math"}
+    assert json.loads(tool_answers(result.messages)[-1].content) == {"total": 5}
+
+
+async def test_a_run_resumed_while_a_handed_agent_answers_connects_its_servers() -> None:
+    @tool(requires_approval=True)
+    def confirm() -> str:
+        """Confirm the sum."""
+        return "confirmed"
+
+    def agents(fake: FakeServer) -> Agent[str]:
+        math = Agent(fake.model(), name="math", tools=[confirm], toolsets=[stdio_server()],
+                     approver="defer")  # fmt: skip
+        return Agent(fake.model(), name="triage", handoffs=[math], approver="defer")
+
+    first = FakeServer([tool_call(("transfer_to_math", {})), tool_call(("confirm", {}))])
+    paused = await agents(first).run("2+3?")
+    [waiting] = paused.pending_approvals
+    second = FakeServer([tool_call(("add", {"a": 2, "b": 3})), reply("5")])
+    result = await agents(second).resume(paused.state_json(), {waiting.id: True})
+    assert (result.output, result.agent) == ("5", "math")
+    assert "add" in offered(second.requests[0])
+    assert {k: u.requests for k, u in result.usage_by_agent.items()} == {"triage": 1, "math": 3}
+    assert json.loads(tool_answers(result.messages)[-1].content) == {"total": 5}
 
 
 async def test_a_streamed_run_uses_server_tools(calc: MCPServer) -> None:
