@@ -18,7 +18,7 @@ from .._context import RunContext
 from .._deferred import PendingApproval, SavedRun
 from .._errors import AgentloopError
 from .._limits import Limits
-from .._messages import Message, ModelResponse, ToolMessage
+from .._messages import AssistantMessage, Message, ModelResponse, ToolCall, ToolMessage
 from .._prices import CostMeter
 from .._result import RequestStats, RunResult, RunTiming
 from .._subrun import AgentSpend, RunBudget
@@ -185,12 +185,12 @@ class RunState:
     def _recall_answers(self, messages: Sequence[Message]) -> None:
         """The answered calls of the saved run, so that a repeat after it resumes gets the
         earlier answer as it would have before (see `repeats`)."""
-        answers = {m.tool_call_id: m for m in messages if isinstance(m, ToolMessage)}
-        for message in messages:
-            for call in getattr(message, "tool_calls", ()):
-                answer = answers.get(call.id)
-                if answer is not None:
-                    self.answered.add([call_key(call)], [answer])
+        calls: dict[str, ToolCall] = {}  # the calls of the last model turn, which answers follow
+        for message in messages:  # ids are unique within a turn only (some servers reuse them)
+            if isinstance(message, AssistantMessage):
+                calls = {call.id: call for call in message.tool_calls}
+            elif isinstance(message, ToolMessage) and message.tool_call_id in calls:
+                self.answered.add([call_key(calls[message.tool_call_id])], [message])
 
     def paused(self, pending: tuple[PendingApproval, ...]) -> RunResult[Any]:
         """The result of a run stopped before calls that need approval (its output is None)."""

@@ -123,3 +123,22 @@ async def test_a_repeat_of_an_approved_call_after_resume_is_not_asked_again() ->
     assert REFUNDS == [("E5", 5.0)]  # ran once
     assert answers(result.messages)[-1].content.startswith("Same call as before")
     server.assert_done()
+
+
+async def test_a_new_call_reusing_an_answered_calls_id_waits_and_runs() -> None:
+    """Some servers number calls per turn (the fake: ``call_0_refund`` each time): the call
+    waiting is matched with answers of its own turn only, never an earlier turn's."""
+    agent, _ = desk(tool_call(("refund", {"order": "A17", "amount": 34})))
+    first = await agent.run("Refund A17, then 5 USD more.")
+    again, _ = desk(tool_call(("refund", {"order": "A17", "amount": 5})))
+    second = await again.resume(first.state_json(), {first.pending_approvals[0].id: True})
+    [waiting] = second.pending_approvals
+    assert waiting.id == first.pending_approvals[0].id  # the same id, a new call
+    last, server = desk(reply("both refunded"))
+    result = await last.resume(second.state_json(), {waiting.id: True})
+    assert REFUNDS == [("A17", 34.0), ("A17", 5.0)]
+    assert [m.content for m in answers(result.messages)] == [
+        "refunded 34.0 on A17",
+        "refunded 5.0 on A17",
+    ]
+    server.assert_done()
