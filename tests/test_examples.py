@@ -104,3 +104,28 @@ def test_mcp_agent_uses_the_notes_server(load: Loader, capsys: pytest.CaptureFix
     assert answers["notes_search"] == "trio\nanyio"  # the server's own search
     assert answers["notes_read"].startswith("trio runs async code")
     assert "OFFLINE" in capsys.readouterr().out
+
+
+def test_support_desk_refunds_once_after_approval_across_three_agents(
+    load: Loader, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agentloop import Agent
+
+    example = load("support_desk")
+    refunds_at_resume: list[list[tuple[str, float]]] = []
+    resume_sync = Agent.resume_sync
+
+    def watched(self: Agent[str], state: str, approvals: dict[str, bool]) -> object:
+        refunds_at_resume.append(list(example.REFUNDS))
+        return resume_sync(self, state, approvals)
+
+    monkeypatch.setattr(Agent, "resume_sync", watched)
+    result, refunds = example.main()
+    assert refunds_at_resume == [[]]  # one pause, and nothing was refunded before the approval
+    assert refunds == [("A17", 34.0)]  # then the refund ran exactly once
+    assert result.agent == "billing" and not result.pending_approvals
+    by_agent = {name: usage.requests for name, usage in result.usage_by_agent.items()}
+    assert by_agent == {"triage": 2, "orders": 2, "billing": 2}  # billing's 2: the paused and after
+    assert result.usage.requests == 6
+    out = capsys.readouterr().out
+    assert "OFFLINE" in out and "waits for approval: refund(" in out
