@@ -30,6 +30,7 @@ import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from pydantic_core import to_jsonable_python
 
+from . import _telemetry
 from ._agent import Agent
 from ._batch_io import JSONLSink, NullSink, Sink, read_folder, read_jsonl
 from ._errors import (
@@ -226,6 +227,10 @@ class _Batch:
                 self._report()
 
     async def one(self, key: str, raw: Any) -> None:
+        with _telemetry.span("agentloop.batch.item", {"agentloop.batch.key": key}):
+            await self._one(key, raw)
+
+    async def _one(self, key: str, raw: Any) -> None:
         tally, started = ItemTally(), time.monotonic()
         try:
             item = _item(key, raw, self.prompt)
@@ -249,6 +254,7 @@ class _Batch:
         record = {"key": key, "error": name, "message": str(exc)[:2_000]}
         self.sink.write_failure(record | _stats(tally, started))
         _log.warning("batch_item_failed", key=key, error=name, attempts=tally.attempts)
+        _telemetry.event("agentloop.batch.item_failed", {"error.type": name})
         self._spent(tally)
         if isinstance(exc, FATAL):
             self.stop(f"{name} on item {key!r}: {str(exc)[:200]}")
@@ -324,14 +330,16 @@ async def run_batch(
         limits=limits,
         total=_length(inputs),
     )
+    name = agent.name or "agent"
     try:
         done = sink.done_keys() if resume else set[str]()
         send, receive = anyio.create_memory_object_stream[Any](0)
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(batch.produce, inputs, done, send)
-            for _ in range(concurrency):
-                tasks.start_soon(batch.work, receive.clone())
-            receive.close()
+        with _telemetry.span(f"agentloop.batch {name}", {"gen_ai.agent.name": name}):
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(batch.produce, inputs, done, send)
+                for _ in range(concurrency):
+                    tasks.start_soon(batch.work, receive.clone())
+                receive.close()
     finally:
         sink.close()
         batch.summary.elapsed = time.monotonic() - batch.started

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .. import _telemetry
 from .._errors import ToolExecutionError, ToolRetry, ToolsetError
 from .._log import get_logger
 from .._messages import ToolCall, ToolMessage, UserMessage
@@ -262,11 +263,18 @@ async def _run_one(
     scope: anyio.CancelScope,
 ) -> None:
     started = time.perf_counter()
+    telemetry = _telemetry.active
     if limiter is None:
-        answer = await _answer(turn, index, call, scope)
+        if telemetry is None:
+            answer = await _answer(turn, index, call, scope)
+        else:
+            answer = await _traced(telemetry, turn, index, call, scope)
     else:
         async with limiter:
-            answer = await _answer(turn, index, call, scope)
+            if telemetry is None:
+                answer = await _answer(turn, index, call, scope)
+            else:
+                answer = await _traced(telemetry, turn, index, call, scope)
     turn.record(index, answer)
     duration = time.perf_counter() - started
     _log.debug(
@@ -279,6 +287,18 @@ async def _run_one(
     )
     if turn.notify is not None:
         await turn.notify(call, answer, duration)
+
+
+def _traced(
+    telemetry: _telemetry.Telemetry,
+    turn: ToolTurn,
+    index: int,
+    call: ToolCall,
+    scope: anyio.CancelScope,
+) -> Awaitable[ToolMessage]:
+    """`_answer` inside the telemetry's tool span (the tool's own spans nest under it)."""
+    tool = turn.config.tools.get(call.name)
+    return telemetry.tool(call, tool, lambda: _answer(turn, index, call, scope))
 
 
 async def _answer(
@@ -334,6 +354,7 @@ async def _approved(turn: ToolTurn, call: ToolCall) -> bool:
     verdict = approver(call, turn.ctx)
     if inspect.isawaitable(verdict):
         verdict = await verdict
+    _telemetry.event("agentloop.approval", {"approved": bool(verdict)})
     return bool(verdict)
 
 

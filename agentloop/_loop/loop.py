@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .. import _telemetry
 from .._deferred import needing_approval
 from .._errors import (
     AgentloopError,
@@ -53,6 +54,16 @@ _log = get_logger()
 async def run_loop(plan: RunPlan, args: RunArgs, sink: EventSink | None) -> RunResult[Any]:
     """Run `plan` to its output. Any agentloop error leaves with the transcript and usage."""
     state = RunState(args.deps, plan.model.name, plan.agent_name)
+    telemetry = _telemetry.active
+    if telemetry is None:
+        return await _run(plan, args, state, sink)
+    async with telemetry.run(plan, state):
+        return await _run(plan, args, state, sink)
+
+
+async def _run(
+    plan: RunPlan, args: RunArgs, state: RunState, sink: EventSink | None
+) -> RunResult[Any]:
     log = _log.bind(run_id=state.run_id, model=plan.model.name)
     log.info("run_start")
     if sink is not None:
@@ -111,6 +122,7 @@ async def _loop(
     plan, toolsets = await _connect(plan, stack)
     counter = counter_for(plan.model)
     guard = LimitGuard(limits, plan.model.name, counter)
+    telemetry = _telemetry.active
     if plan.uses_budget:
         state.give_budget(limits)
     seat = _Seat.of(plan, args, state, counter, toolsets)
@@ -130,7 +142,10 @@ async def _loop(
         request = await seat.window.fit(pending)  # what is sent; the transcript keeps everything
         guard.before_request(state, request, counts_as_turn=not re_ask)
         state.turns += not re_ask
-        answer = await _send(seat.plan.model, request, sink, step)
+        sending = _send(seat.plan.model, request, sink, step)
+        if telemetry is not None:
+            sending = telemetry.chat(seat.plan.model, request, sending, sink is not None)
+        answer = await sending
         response = _canonical_names(answer, seat.known, state.run_id)
         state.add_response(response)
         _log_request(state, response)
@@ -142,6 +157,7 @@ async def _loop(
                 earlier = state.answered.answers
                 waiting = needing_approval(calls, seat.plan.dispatch.tools, earlier)
                 if waiting:
+                    _telemetry.event("agentloop.approvals_pending", {"count": len(waiting)})
                     return state.paused(waiting)  # `Agent.resume` goes on
             answer_now = await _run_tools(seat.plan, state, guard, calls, sink)
             seat.settings = step.after_tool_turn(seat.settings)
@@ -159,6 +175,9 @@ async def _loop(
         state.extend(outcome.messages)
         if isinstance(outcome, ReAsk):
             state.count_retry(OUTPUT_RETRIES)
+            _telemetry.event(
+                "agentloop.output_reask", {"retries": state.ctx.retries[OUTPUT_RETRIES]}
+            )
             re_ask = True
             continue
         return state.result(outcome.value)
@@ -243,6 +262,7 @@ async def _hand_over(
         messages = list(handoff.input_filter(messages))
     messages = await with_instructions(target, state.ctx, seat.step, messages)
     _log.info("handoff", run_id=state.run_id, to=target.agent_name, model=target.model.name)
+    _telemetry.event("agentloop.handoff", {"from": state.agent_name, "to": target.agent_name})
     state.hand_over(target.agent_name, target.model.name, messages)
     return seat
 

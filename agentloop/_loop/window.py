@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from .. import _telemetry
 from .._errors import ContextWindowError
 from .._history_policy import HistoryPolicy, WindowBudget, apply_policy, check_policy_result
 from .._log import get_logger
@@ -109,8 +110,12 @@ class Window:
         )
 
     async def _ask(self, messages: Sequence[Message], max_tokens: int) -> str:
-        settings = ModelSettings(max_completion_tokens=max_tokens)
-        response = await self._model.request(ModelRequest(tuple(messages), (), settings))
+        request = ModelRequest(tuple(messages), (), ModelSettings(max_completion_tokens=max_tokens))
+        telemetry = _telemetry.active
+        sending = self._model.request(request)
+        if telemetry is not None:  # the summary is a request of the run like any other
+            sending = telemetry.chat(self._model, request, sending, False)
+        response = await sending
         if self._account is not None:
             self._account(response)
         return response.message.content or ""

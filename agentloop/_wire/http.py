@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio
 
+from .. import _telemetry
 from .._errors import (
     APIConnectionError,
     APIError,
@@ -222,6 +223,10 @@ class Endpoint:
                 if delay is None:
                     self._explain_final(error, headers)
                     raise
+                _telemetry.event(
+                    "agentloop.request_retry",
+                    {"attempt": retries + 1, "error": type(error).__name__, "delay": delay},
+                )
                 _log.info(
                     "request_retry",
                     model=self.model_name,
