@@ -1016,3 +1016,25 @@ async def test_a_batch_is_a_span_with_one_span_per_item_and_its_runs_under_it(ot
         [],
     ]
     assert runs[1].status.status_code is StatusCode.ERROR
+
+
+async def test_a_durable_run_and_its_replay_make_the_same_spans(otel: Otel) -> None:
+    from test_durable import MemoryEngine
+
+    from agentloop._durable import durable_agent
+
+    engine = MemoryEngine()
+    with FakeServer(tool_run_script(), model_name=MODEL) as server:
+        await durable_agent(calc_agent(server), engine).run("2+3?")
+    first = [(s.name, attrs(s).get("gen_ai.usage.output_tokens")) for s in otel.spans()]
+    otel.exporter.clear()
+    with FakeServer([], model_name=MODEL) as idle:  # the replay asks the server nothing
+        await durable_agent(calc_agent(idle), MemoryEngine(replay=engine.records)).run("2+3?")
+    again = [(s.name, attrs(s).get("gen_ai.usage.output_tokens")) for s in otel.spans()]
+    assert again == first
+    assert [name for name, _ in first] == [
+        "invoke_agent calc",
+        "chat gpt-4o-mini",
+        "execute_tool add",
+        "chat gpt-4o-mini",
+    ]

@@ -51,12 +51,23 @@ __all__ = ["run_loop"]
 _log = get_logger()
 
 
-async def run_loop(plan: RunPlan, args: RunArgs, sink: EventSink | None) -> RunResult[Any]:
-    """Run `plan` to its output. Any agentloop error leaves with the transcript and usage."""
+def run_loop(plan: RunPlan, args: RunArgs, sink: EventSink | None) -> Awaitable[RunResult[Any]]:
+    """Run `plan` to its output (to await: not a coroutine of its own, one frame less per run).
+    Any agentloop error leaves with the transcript and usage."""
     state = RunState(args.deps, plan.model.name, plan.agent_name)
     telemetry = _telemetry.active
     if telemetry is None:
-        return await _run(plan, args, state, sink)
+        return _run(plan, args, state, sink)
+    return _traced(telemetry, plan, args, state, sink)
+
+
+async def _traced(
+    telemetry: _telemetry.Telemetry,
+    plan: RunPlan,
+    args: RunArgs,
+    state: RunState,
+    sink: EventSink | None,
+) -> RunResult[Any]:
     async with telemetry.run(plan, state):
         return await _run(plan, args, state, sink)
 
