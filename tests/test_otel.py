@@ -123,7 +123,7 @@ def otel(request: pytest.FixtureRequest) -> Iterator[Otel]:
     assert _telemetry.active is None
     try:
         with instrument(tracer_provider, meter_provider, **options) as instrumentation:
-            assert instrumentation.active and _telemetry.active is instrumentation.telemetry
+            assert instrumentation.active and _telemetry.active is instrumentation._installed  # pyright: ignore[reportPrivateUsage]
             yield Otel(tracer_provider, exporter, reader, instrumentation)
         assert _telemetry.active is None
     finally:

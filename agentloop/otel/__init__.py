@@ -40,16 +40,17 @@ SCOPE = "agentloop"
 class Instrumentation:
     """What `instrument` turned on; `uninstrument()` (or leaving a ``with`` block) turns it off."""
 
-    def __init__(self, telemetry: OTelTelemetry) -> None:
-        self.telemetry = telemetry
+    def __init__(self, installed: object) -> None:
+        self._installed = installed  # the telemetry object `instrument` made active
 
     @property
     def active(self) -> bool:
-        return _telemetry.active is self.telemetry
+        """Whether it is the instrumentation in use."""
+        return _telemetry.active is self._installed
 
     def uninstrument(self) -> None:
         """Turn it off (if it is still the instrumentation in use)."""
-        if _telemetry.active is self.telemetry:
+        if _telemetry.active is self._installed:
             _telemetry.active = None
 
     def __enter__(self) -> Instrumentation:

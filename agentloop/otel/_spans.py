@@ -11,12 +11,13 @@ requests, and ``agentloop.run.cost`` (USD per run, when the cost is known).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Awaitable, Callable, Generator
+from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.semconv._incubating.attributes import (  # pyright: ignore[reportMissingTypeStubs]
     gen_ai_attributes as ga,
@@ -89,8 +90,7 @@ class OTelTelemetry:
             explicit_bucket_boundaries_advisory=COST_BUCKETS,
         )
 
-    @asynccontextmanager
-    async def run(self, plan: RunPlan, state: RunState) -> AsyncGenerator[None, None]:
+    def run(self, plan: RunPlan, state: RunState) -> _RunScope:
         model = plan.model
         attributes: dict[str, Any] = {
             ga.GEN_AI_OPERATION_NAME: "invoke_agent",
@@ -99,30 +99,25 @@ class OTelTelemetry:
             ga.GEN_AI_REQUEST_MODEL: model.name,
         }
         name = f"invoke_agent {plan.agent_name}"
-        with self._span(name, SpanKind.INTERNAL, attributes) as span:
-            try:
-                yield
-            except Exception as exc:
-                _failed(span, exc)
-                raise
-            finally:
-                self._run_totals(span, state, plan.agent_name)
+        return _RunScope(self, self._span(name, SpanKind.INTERNAL, attributes), state, plan)
 
-    def _run_totals(self, span: trace.Span, state: RunState, first_agent: str) -> None:
+    def run_totals(self, span: trace.Span, state: RunState, first_agent: str) -> None:
+        """What the run added up to, on its span (a resumed run's id is known only now)."""
         usage = state.usage
-        span.set_attribute(
-            ga.GEN_AI_CONVERSATION_ID, state.run_id
-        )  # a resumed run's id is set late
-        span.set_attribute(ga.GEN_AI_USAGE_INPUT_TOKENS, usage.input_tokens)
-        span.set_attribute(ga.GEN_AI_USAGE_OUTPUT_TOKENS, usage.output_tokens)
-        span.set_attribute("agentloop.requests", usage.requests)
-        span.set_attribute("agentloop.tool_calls", usage.tool_calls)
+        totals: dict[str, Any] = {
+            ga.GEN_AI_CONVERSATION_ID: state.run_id,
+            ga.GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens,
+            ga.GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens,
+            "agentloop.requests": usage.requests,
+            "agentloop.tool_calls": usage.tool_calls,
+        }
         if state.agent_name != first_agent:  # handed over: who answered in the end
-            span.set_attribute("agentloop.answered_by", state.agent_name)
+            totals["agentloop.answered_by"] = state.agent_name
         cost = state.meter.total
         if cost is not None:
-            span.set_attribute("agentloop.cost_usd", cost)
+            totals["agentloop.cost_usd"] = cost
             self._cost.record(cost, {ga.GEN_AI_AGENT_NAME: first_agent})
+        span.set_attributes(totals)
 
     async def chat(
         self,
@@ -230,14 +225,50 @@ class OTelTelemetry:
                 _failed(span, exc)
                 raise
 
-    def _span(self, name: str, kind: SpanKind, attributes: dict[str, Any]) -> Any:
-        return self._tracer.start_as_current_span(
-            name,
-            kind=kind,
-            attributes=attributes,
-            record_exception=False,
-            set_status_on_exception=False,
-        )
+    def _span(self, name: str, kind: SpanKind, attributes: dict[str, Any]) -> _Current:
+        return _Current(self._tracer.start_span(name, kind=kind, attributes=attributes))
+
+
+class _Current:
+    """A started span, current inside the block and ended when it is left (what
+    ``start_as_current_span`` does, without its two generator-based context managers)."""
+
+    __slots__ = ("_token", "span")
+
+    def __init__(self, span: trace.Span) -> None:
+        self.span = span
+        self._token: object = None
+
+    def __enter__(self) -> trace.Span:
+        self._token = otel_context.attach(trace.set_span_in_context(self.span))
+        return self.span
+
+    def __exit__(self, *exc: object) -> None:
+        otel_context.detach(self._token)  # pyright: ignore[reportArgumentType]
+        self.span.end()
+
+
+class _RunScope:
+    """The run's span around the run: the error it ends with, and its totals."""
+
+    __slots__ = ("_current", "_plan", "_state", "_telemetry")
+
+    def __init__(
+        self, telemetry: OTelTelemetry, current: _Current, state: RunState, plan: RunPlan
+    ) -> None:
+        self._telemetry, self._current, self._state, self._plan = telemetry, current, state, plan
+
+    async def __aenter__(self) -> None:
+        self._current.__enter__()
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: object
+    ) -> None:
+        span = self._current.span
+        if isinstance(error, Exception):
+            _failed(span, error)
+        self._telemetry.run_totals(span, self._state, self._plan.agent_name)
+        self._current.__exit__()
 
 
 def _chat_attributes(model: Model, request: ModelRequest) -> dict[str, Any]:
