@@ -29,6 +29,7 @@ CLIENTS = {
     "raw": "raw httpx loop",
     "openai_sdk": "openai SDK loop",
     "agentloop_": "agentloop",
+    "agentloop_otel": "agentloop, OpenTelemetry on",
     "pydantic_ai_": "pydantic-ai",
     "openai_agents": "openai-agents",
     "instructor_": "instructor",
@@ -37,7 +38,8 @@ CLIENTS = {
     "agentloop_httpx": "agentloop on httpx's pool",
 }
 DEFAULT_CLIENTS = (
-    "raw_asyncio,raw_aiohttp,raw,openai_sdk,agentloop_,pydantic_ai_,openai_agents,instructor_"
+    "raw_asyncio,raw_aiohttp,raw,openai_sdk,agentloop_,agentloop_otel,pydantic_ai_,openai_agents,"
+    "instructor_"
 )
 FLOORS = {"raw_aiohttp": "aiohttp", "raw_asyncio": "asyncio", "raw": "httpx"}
 """The floors each client's first metric is divided by (a column each, when measured)."""
