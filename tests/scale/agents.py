@@ -54,3 +54,18 @@ def lookup_agent(
         output_type=Extracted,
         approver="defer" if needs_approval else None,
     )
+
+
+def traced_extraction_agent(base_url: str, traces_url: str) -> Agent[Extracted]:
+    """`extraction_agent`, traced: built in each Ray actor, which instruments its own process and
+    sends its spans over OTLP/HTTP to `traces_url` (a span at a time)."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from agentloop.otel import instrument
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=traces_url)))
+    instrument(provider)
+    return extraction_agent(base_url)

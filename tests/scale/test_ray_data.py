@@ -17,7 +17,7 @@ ray = pytest.importorskip("ray", reason="the ray extra is not installed")
 
 from agentloop.ray_data import map_agent  # noqa: E402
 
-from .agents import extraction_agent, prompt_of  # noqa: E402
+from .agents import extraction_agent, prompt_of, traced_extraction_agent  # noqa: E402
 
 _TESTS = Path(__file__).resolve().parents[1]
 _TOOLS = _TESTS.parent / "tools"
@@ -89,3 +89,37 @@ def test_without_ray_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(UsageError, match=r"agentloop\[ray\]"):
         require_ray()
+
+
+def test_runs_on_ray_actors_send_the_same_spans(local_ray: Any, tmp_path: Path) -> None:
+    """Each actor instruments itself (in the agent factory); every row's run arrives as an
+    invoke_agent span over its chat span, over OTLP/HTTP, at a receiver in this process."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+    from test_otel_export import Receiver
+
+    receiver = Receiver()
+    receiver.thread.start()
+    try:
+        docs = _documents(tmp_path, 40)
+        with FakeChatProcess(latency=0.01) as server:
+            ds = local_ray.data.read_json(str(docs))
+            factory = partial(traced_extraction_agent, server.base_url, receiver.url("/v1/traces"))
+            out = map_agent(ds, factory, prompt=prompt_of, actors=2, concurrency=8)
+            rows = out.take_all()
+    finally:
+        receiver.server.shutdown()
+        receiver.server.server_close()
+    assert len(rows) == 40 and all(row["error"] is None for row in rows)
+    spans = [
+        span
+        for body in receiver.bodies["/v1/traces"]
+        for resource in ExportTraceServiceRequest.FromString(body).resource_spans
+        for scope in resource.scope_spans
+        for span in scope.spans
+    ]
+    runs = {span.span_id: span for span in spans if span.name == "invoke_agent agent"}
+    chats = [span for span in spans if span.name == "chat fake-model"]
+    assert len(runs) == 40 and len(chats) == 40
+    assert {chat.parent_span_id for chat in chats} == set(runs)
