@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from .._errors import UsageError
+from .._errors import IncompleteStreamError, UsageError
 from .._messages import AssistantMessage, ModelRequest, ModelResponse, RequestUsage
 from .profiles import ModelProfile
 
@@ -173,7 +173,14 @@ class AdaptedStream:
                 if self._tail:  # an entity cut at the very end: as it is
                     text, self._tail = self._tail, ""
                     return _unescaped_text(text)
-                if not await self._refetched_empty():
+                if not await self._refetched_empty(self.inner.response):
+                    raise
+                return await self.__anext__()
+            except IncompleteStreamError as error:  # nothing at all, not even [DONE]
+                partial = error.partial
+                if not isinstance(partial, ModelResponse) or self._tail:
+                    raise
+                if not await self._refetched_empty(partial):
                     raise
                 return await self.__anext__()
             if not profile.escaped_text:
@@ -192,10 +199,11 @@ class AdaptedStream:
         text, self._tail = _split_entity(self._tail + delta.text)
         return _unescaped_text(text) if text else None
 
-    async def _refetched_empty(self) -> bool:
-        """After a stream with tools that said nothing at all: if the model takes that as the
-        server's quirk, the whole answer of a plain request replaces it."""
-        message = self.inner.response.message
+    async def _refetched_empty(self, streamed: ModelResponse) -> bool:
+        """After a stream with tools that said nothing at all (`streamed`: what it held, ended
+        or cut off): if the model takes that as the server's quirk, the whole answer of a plain
+        request replaces it."""
+        message = streamed.message
         empty = not message.content and not message.tool_calls and not message.refusal
         if not (empty and self._request.tools and self._fetch and self._on_empty):
             return False

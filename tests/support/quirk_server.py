@@ -55,6 +55,7 @@ __all__ = [
     "STREAM_OPTIONS_400",
     "STREAM_OPTIONS_VLLM",
     "STREAM_TOOLS_EMPTY",
+    "STREAM_TOOLS_NOTHING",
     "QuirkServer",
     "instance",
     "is_check",
@@ -102,6 +103,9 @@ CONSTANT_USAGE: Quirk = "constant_usage"
 STREAM_TOOLS_EMPTY: Quirk = "stream_tools_empty"
 """A stream of a request with tools says nothing (llama-cpp-python's function-calling handler):
 a role chunk, a ``stop``, no text and no calls."""
+STREAM_TOOLS_NOTHING: Quirk = "stream_tools_nothing"
+"""A stream of a request with tools ends with no event at all, not even ``[DONE]``
+(llama-cpp-python 0.3.36's function-calling handler, given ``tool_choice: "auto"``)."""
 NO_STREAM_USAGE: Quirk = "no_stream_usage"
 """``stream_options`` accepted but ignored: no usage chunk in a stream (llama-cpp-python)."""
 
@@ -125,6 +129,7 @@ ALL_QUIRKS = frozenset(
         CONSTANT_USAGE,
         NO_STREAM_USAGE,
         STREAM_TOOLS_EMPTY,
+        STREAM_TOOLS_NOTHING,
     }
 )
 
@@ -526,6 +531,8 @@ class QuirkServer(LocalServer):
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
             }
 
+        if STREAM_TOOLS_NOTHING in self.quirks and body.get("tools"):
+            return Reply.stream([])
         events: list[Any] = [chunk({"role": "assistant", "content": ""})]
         if STREAM_TOOLS_EMPTY in self.quirks and body.get("tools"):
             message = {"role": "assistant", "content": ""}

@@ -14,6 +14,7 @@ from support.quirk_server import (
     DROP_TOOLS,
     NULL_CONTENT_500,
     STREAM_TOOLS_EMPTY,
+    STREAM_TOOLS_NOTHING,
     QuirkServer,
     is_check,
 )
@@ -55,6 +56,23 @@ async def test_a_server_that_streams_nothing_with_tools_is_asked_whole() -> None
     assert learned(logs) == ["stream_tools"]
     assert model.profile == OPTIMISTIC_PROFILE.replace(stream_tools=False)
     assert [r.usage_reported for r in stream.result.requests] == [True, True]
+
+
+async def test_a_stream_with_tools_that_ends_with_no_event_at_all_is_asked_whole() -> None:
+    """llama-cpp-python 0.3.36, given ``tool_choice: "auto"``, ends such a stream with no event
+    and no [DONE]: a learning model takes that as the same quirk, not as a broken stream."""
+    with QuirkServer({STREAM_TOOLS_NOTHING}) as server, capture_logs() as logs:
+        model = model_for(server)
+        async with Agent(model, tools=[add]).run_stream(PROMPT) as stream:
+            events = [event async for event in stream]
+    assert stream.result.output == ANSWER
+    assert [e.name for e in events if isinstance(e, ToolCallStarted)] == ["add"]
+    kinds = [
+        "check" if is_check(b) else "stream" if b.get("stream") else "whole" for b in server.bodies
+    ]
+    assert kinds == ["check", "check", "stream", "whole", "check", "check", "whole"]
+    assert learned(logs) == ["stream_tools"]
+    assert model.profile == OPTIMISTIC_PROFILE.replace(stream_tools=False)
 
 
 async def test_llama_cpp_profile_sends_requests_with_tools_whole_in_a_stream() -> None:
