@@ -205,6 +205,8 @@ class Agent(Generic[OutputT]):
             {h.tool_name: HandoffPlan(h.agent._plan, h.input_filter) for h in self.handoffs},
             defers_approvals=self.approver == "defer",
             uses_budget=bool(self.handoffs) or any(runs_an_agent(t) for t in self.tools),
+            opens_toolsets=bool(self.toolsets)
+            or any(h.agent._plan.opens_toolsets for h in self.handoffs),
         )
 
     def __setattr__(self, name: str, value: Any) -> None:

@@ -263,18 +263,11 @@ async def _run_one(
     scope: anyio.CancelScope,
 ) -> None:
     started = time.perf_counter()
-    telemetry = _telemetry.active
     if limiter is None:
-        if telemetry is None:
-            answer = await _answer(turn, index, call, scope)
-        else:
-            answer = await _traced(telemetry, turn, index, call, scope)
+        answer = await _answering(turn, index, call, scope)
     else:
         async with limiter:
-            if telemetry is None:
-                answer = await _answer(turn, index, call, scope)
-            else:
-                answer = await _traced(telemetry, turn, index, call, scope)
+            answer = await _answering(turn, index, call, scope)
     turn.record(index, answer)
     duration = time.perf_counter() - started
     _log.debug(
@@ -289,14 +282,14 @@ async def _run_one(
         await turn.notify(call, answer, duration)
 
 
-def _traced(
-    telemetry: _telemetry.Telemetry,
-    turn: ToolTurn,
-    index: int,
-    call: ToolCall,
-    scope: anyio.CancelScope,
+def _answering(
+    turn: ToolTurn, index: int, call: ToolCall, scope: anyio.CancelScope
 ) -> Awaitable[ToolMessage]:
-    """`_answer` inside the telemetry's tool span (the tool's own spans nest under it)."""
+    """`_answer`, inside the telemetry's tool span when one is active (the tool's own spans
+    nest under it)."""
+    telemetry = _telemetry.active
+    if telemetry is None:
+        return _answer(turn, index, call, scope)
     tool = turn.config.tools.get(call.name)
     return telemetry.tool(call, tool, lambda: _answer(turn, index, call, scope))
 

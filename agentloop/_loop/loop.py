@@ -80,7 +80,7 @@ async def _run(
     if sink is not None:
         sink.attach(state.ctx)
     try:
-        if any(p.toolsets for p in _reachable(plan)):
+        if plan.opens_toolsets:  # known when the agent was built
             result = await _with_toolsets(plan, args, state, sink)
         else:
             result = await _loop(plan, args, state, sink, None)

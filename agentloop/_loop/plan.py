@@ -116,6 +116,8 @@ class RunPlan:
     """``approver="defer"``: a turn with calls needing approval stops the run."""
     uses_budget: bool = False
     """Its tools include agents (`Agent.as_tool`) or handoffs: runs keep a `RunBudget`."""
+    opens_toolsets: bool = False
+    """It or an agent it hands off to (at any depth) has toolsets: runs hold an exit stack."""
     _steps: dict[ModelProfile, OutputStep] = field(default_factory=lambda: {}, repr=False)
 
     def with_tools(self, extra: Sequence[Tool]) -> RunPlan:
