@@ -54,6 +54,7 @@ __all__ = [
     "REQUIRED_500_EMPTY",
     "STREAM_OPTIONS_400",
     "STREAM_OPTIONS_VLLM",
+    "STREAM_TOOLS_CUT",
     "STREAM_TOOLS_EMPTY",
     "STREAM_TOOLS_NOTHING",
     "QuirkServer",
@@ -103,6 +104,9 @@ CONSTANT_USAGE: Quirk = "constant_usage"
 STREAM_TOOLS_EMPTY: Quirk = "stream_tools_empty"
 """A stream of a request with tools says nothing (llama-cpp-python's function-calling handler):
 a role chunk, a ``stop``, no text and no calls."""
+STREAM_TOOLS_CUT: Quirk = "stream_tools_cut"
+"""A stream of a request with tools says a word, then ends with no finish reason and no
+``[DONE]``: a broken stream, not the empty-answer quirk."""
 STREAM_TOOLS_NOTHING: Quirk = "stream_tools_nothing"
 """A stream of a request with tools ends with no event at all, not even ``[DONE]``
 (llama-cpp-python 0.3.36's function-calling handler, given ``tool_choice: "auto"``)."""
@@ -130,6 +134,7 @@ ALL_QUIRKS = frozenset(
         NO_STREAM_USAGE,
         STREAM_TOOLS_EMPTY,
         STREAM_TOOLS_NOTHING,
+        STREAM_TOOLS_CUT,
     }
 )
 
@@ -533,6 +538,8 @@ class QuirkServer(LocalServer):
 
         if STREAM_TOOLS_NOTHING in self.quirks and body.get("tools"):
             return Reply.stream([])
+        if STREAM_TOOLS_CUT in self.quirks and body.get("tools"):
+            return Reply.stream(sse(chunk({"role": "assistant", "content": "Let"}), done=False))
         events: list[Any] = [chunk({"role": "assistant", "content": ""})]
         if STREAM_TOOLS_EMPTY in self.quirks and body.get("tools"):
             message = {"role": "assistant", "content": ""}

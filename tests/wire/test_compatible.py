@@ -13,6 +13,7 @@ from support.quirk_server import (
     DROP_TOOL_RESULTS,
     DROP_TOOLS,
     NULL_CONTENT_500,
+    STREAM_TOOLS_CUT,
     STREAM_TOOLS_EMPTY,
     STREAM_TOOLS_NOTHING,
     QuirkServer,
@@ -23,6 +24,7 @@ from support.recording_client import OK, REQUEST, Recorder
 from agentloop import (
     LLAMA_CPP_PROFILE,
     Agent,
+    IncompleteStreamError,
     InternalServerError,
     ModelSettings,
     OpenAICompatible,
@@ -73,6 +75,25 @@ async def test_a_stream_with_tools_that_ends_with_no_event_at_all_is_asked_whole
     assert kinds == ["check", "check", "stream", "whole", "check", "check", "whole"]
     assert learned(logs) == ["stream_tools"]
     assert model.profile == OPTIMISTIC_PROFILE.replace(stream_tools=False)
+
+
+async def drain(agent: Agent[str]) -> None:
+    async with agent.run_stream(PROMPT) as stream:
+        async for _ in stream:
+            pass
+
+
+async def test_a_stream_with_tools_cut_off_after_a_word_stays_an_error() -> None:
+    """Only a stream with nothing in it is the quirk: one that said something and was cut off
+    is a broken answer, raised as such, and teaches the model nothing."""
+    with QuirkServer({STREAM_TOOLS_CUT}) as server, capture_logs() as logs:
+        model = model_for(server)
+        with pytest.raises(IncompleteStreamError) as caught:
+            await drain(Agent(model, tools=[add]))
+    assert caught.value.partial.message.content == "Let"
+    assert [b.get("stream", False) for b in server.bodies if not is_check(b)] == [True]
+    assert learned(logs) == []
+    assert model.profile.stream_tools
 
 
 async def test_llama_cpp_profile_sends_requests_with_tools_whole_in_a_stream() -> None:
