@@ -182,7 +182,9 @@ class Agent(Generic[OutputT]):
             self.max_tool_result_chars,
             self.tool_errors == "raise",
             approver=None if self.approver == "defer" else self.approver,
-            images=model_info.images if (model_info := lookup_model(model.name)) else False,
+            images=model_info.images
+            if (model_info := lookup_model(model.name, model.system))
+            else False,
         )
         output = OutputPlan(
             OutputSpec.build(self.output_type),

@@ -63,14 +63,22 @@ class LimitGuard:
         "_last_call",
         "_limits",
         "_model",
+        "_provider",
         "_repeats",
         "_request",
         "_warned",
     )
 
-    def __init__(self, limits: Limits, model_name: str, counter: RequestCounter) -> None:
+    def __init__(
+        self,
+        limits: Limits,
+        model_name: str,
+        counter: RequestCounter,
+        provider: str | None = None,
+    ) -> None:
         self._limits = limits
         self._model = model_name
+        self._provider = provider  # the model's ``system``, for its price
         self._counter = counter
         self._last_call: tuple[str, str] | None = None
         self._repeats = 0
@@ -79,9 +87,12 @@ class LimitGuard:
         self._estimated_output = 0
         self._warned = False
 
-    def use_model(self, model_name: str, counter: RequestCounter) -> None:
+    def use_model(
+        self, model_name: str, counter: RequestCounter, provider: str | None = None
+    ) -> None:
         """Count and price with another model from now on (a handoff's)."""
         self._model = model_name
+        self._provider = provider
         self._counter = counter
 
     def before_request(
@@ -98,7 +109,7 @@ class LimitGuard:
         if limits.max_cost is not None and spent is not None:
             reserved = (request.settings.max_completion_tokens if request.settings else None) or 0
             prompt = self._counter.count(request).tokens
-            estimate = state.meter.estimate(self._model, prompt, reserved)
+            estimate = state.meter.estimate(self._model, prompt, reserved, self._provider)
             if estimate is not None and spent + estimate > limits.max_cost:
                 total = round(spent + estimate, 6)
                 raise _exceeded("max_cost", limits.max_cost, total, "spent plus the next request")

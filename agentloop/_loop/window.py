@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["Window", "reserved_output"]
 
 _log = get_logger()
-Account = Callable[[ModelResponse], None]
+Account = Callable[[ModelResponse], object]
 
 
 def reserved_output(request: ModelRequest, context: int, max_output: int | None) -> int:
@@ -53,7 +53,7 @@ class Window:
         counter: RequestCounter,
         account: Account | None = None,
     ) -> None:
-        info = lookup_model(model.name)
+        info = lookup_model(model.name, model.system)
         self.context = info.context if info is not None else None
         self.max_output = info.max_output if info is not None else None
         self._model = model
