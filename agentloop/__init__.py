@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 from ._agent import Agent, OutputValidator
 from ._errors import (
     AgentloopError,
+    AllModelsFailedError,
     APIConnectionError,
     APIError,
     APIStatusError,
@@ -109,6 +110,7 @@ if TYPE_CHECKING:
     from ._tool_return import Image, ToolReturn
     from ._toolsets import OpenToolset, Toolset
     from ._usage import Usage
+    from ._wire.fallback import FallbackModel
     from ._wire.models import Model, infer_model
     from ._wire.providers import OpenAI, OpenRouter
     from ._wire.tokens import TokenCount, count_request_tokens, count_text_tokens
@@ -150,6 +152,7 @@ _LAZY: dict[str, str] = {
     "OpenToolset": "._toolsets",
     "Toolset": "._toolsets",
     "Usage": "._usage",
+    "FallbackModel": "._wire.fallback",
     "Model": "._wire.models",
     "infer_model": "._wire.models",
     "OpenAI": "._wire.providers",
@@ -177,6 +180,7 @@ __all__ = [
     "APITimeoutError",
     "Agent",
     "AgentloopError",
+    "AllModelsFailedError",
     "AssistantMessage",
     "AuthenticationError",
     "BadRequestError",
@@ -184,6 +188,7 @@ __all__ = [
     "ConflictError",
     "ContextLengthError",
     "ContextWindowError",
+    "FallbackModel",
     "Handoff",
     "HistoryPolicy",
     "Image",

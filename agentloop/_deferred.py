@@ -54,6 +54,8 @@ class SavedRun:
     pending: tuple[str, ...]
     by_agent: Mapping[str, Usage] = field(default_factory=lambda: {})
     """What other agents spent (handed the run over, or run as tools), by agent."""
+    by_model: Mapping[str, tuple[Usage, float | None]] = field(default_factory=lambda: {})
+    """This run's own requests, by the model that answered them: usage and cost."""
 
     def to_json(self) -> str:
         usage = _counts(self.usage)
@@ -69,6 +71,10 @@ class SavedRun:
                 "pending": list(self.pending),
                 "messages": json.loads(messages_to_json(self.messages)),
                 "by_agent": {name: _counts(used) for name, used in self.by_agent.items()},
+                "by_model": {
+                    name: {"usage": _counts(used), "cost": cost}
+                    for name, (used, cost) in self.by_model.items()
+                },
             },
             ensure_ascii=False,
         )
@@ -82,6 +88,10 @@ class SavedRun:
                 raise ValueError("not a run state written by result.state_json()")
             usage = _usage(data["usage"])
             by_agent = {str(k): _usage(v) for k, v in _object(data.get("by_agent", {})).items()}
+            by_model = {
+                str(k): (_usage(v["usage"]), None if v["cost"] is None else float(v["cost"]))
+                for k, v in _object(data.get("by_model", {})).items()
+            }
             retries = _object(data["retries"])
             pending: list[Any] = list(data["pending"])
             saved = cls(
@@ -94,6 +104,7 @@ class SavedRun:
                 messages_from_json(json.dumps(data["messages"])),
                 tuple(str(i) for i in pending),
                 by_agent,
+                by_model,
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise UsageError(f"cannot resume from this state: {exc}") from None

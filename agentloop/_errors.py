@@ -23,8 +23,9 @@ caller would naturally catch, the error derives from it too (`APITimeoutError` i
     │   │   ├── ConflictError                   409
     │   │   ├── RateLimitError                  429
     │   │   └── InternalServerError             5xx
-    │   └── ProtocolError                       a response we cannot read
-    │       └── IncompleteStreamError           a stream that stopped before its end
+    │   ├── ProtocolError                       a response we cannot read
+    │   │   └── IncompleteStreamError           a stream that stopped before its end
+    │   └── AllModelsFailedError                every model of a `FallbackModel` failed
     └── RunError                                a run could not finish
         ├── UsageLimitExceeded                  a limit of `Limits` was reached
         ├── OutputError                         no valid output
@@ -58,6 +59,7 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AgentloopError",
+    "AllModelsFailedError",
     "AuthenticationError",
     "BadRequestError",
     "ConflictError",
@@ -212,6 +214,16 @@ class IncompleteStreamError(ProtocolError):
     def __init__(self, message: str, *, partial: Any = None) -> None:
         super().__init__(message)
         self.partial = partial
+
+
+class AllModelsFailedError(APIError):
+    """Every model of a `FallbackModel` failed: `failures` holds each model's name and error,
+    in the order they were asked (the last one is also the ``__cause__``)."""
+
+    def __init__(self, failures: list[tuple[str, APIError]]) -> None:
+        lines = "; ".join(f"{name}: {type(error).__name__}: {error}" for name, error in failures)
+        super().__init__(f"every model failed ({lines})")
+        self.failures = failures
 
 
 class RunError(AgentloopError):

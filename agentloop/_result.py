@@ -32,6 +32,10 @@ class RequestStats:
     latency: float | None
     retries: int
     usage_reported: bool = True
+    answered_by: str | None = None
+    """The name of the model object that answered (one of a `FallbackModel`'s)."""
+    cost: float | None = None
+    """USD, from the provider or the catalog; None when unknown."""
 
     @property
     def output_tokens_per_second(self) -> float | None:
@@ -42,7 +46,9 @@ class RequestStats:
         return self.output_tokens / generation if generation > 0 else None
 
     @classmethod
-    def of(cls, response: ModelResponse) -> RequestStats:
+    def of(
+        cls, response: ModelResponse, answered_by: str | None = None, cost: float | None = None
+    ) -> RequestStats:
         usage = response.usage
         return cls(
             response.model,
@@ -52,6 +58,8 @@ class RequestStats:
             response.latency,
             response.retries,
             usage.reported,
+            answered_by,
+            cost,
         )
 
 
@@ -89,7 +97,9 @@ class RunResult(Generic[OutputT]):
     None when some request had neither a provider-reported cost nor a catalog price. `usage` and
     `cost` include the agents this run called as tools (`Agent.as_tool`); `usage_by_agent` splits
     the usage by agent name (this run's own agent included) when other agents took part (as
-    tools or by handoffs), else is empty.
+    tools or by handoffs), else is empty. `usage_by_model` and `cost_by_model` split this
+    run's own requests by the model that answered them (a `FallbackModel` has several; a
+    handoff may change the model).
     """
 
     output: OutputT
@@ -106,6 +116,8 @@ class RunResult(Generic[OutputT]):
     """With ``approver="defer"``: the calls the run stopped before (its `output` is None);
     resume with `Agent.resume` and `state_json`."""
     saved_state: str | None = field(default=None, repr=False)
+    usage_by_model: Mapping[str, Usage] = field(default_factory=lambda: {})
+    cost_by_model: Mapping[str, float | None] = field(default_factory=lambda: {})
 
     def state_json(self) -> str:
         """The stopped run as JSON, for `Agent.resume` (transcript, usage, cost, retries, the

@@ -24,9 +24,11 @@ from .._errors import (
 )
 from .._log import get_logger
 from .._messages import ModelRequest, ModelResponse, ToolCall
+from .._wire.fallback import FallbackModel
 from .._wire.request_tokens import counter_for
 from .dispatch import ToolTurn, canonical_tool_name
 from .guard import LimitGuard
+from .lanes import Lanes
 from .output_step import OUTPUT_RETRIES, OutputStep, ReAsk
 from .repeats import call_key
 from .start import initial_messages, with_instructions
@@ -54,7 +56,7 @@ _log = get_logger()
 def run_loop(plan: RunPlan, args: RunArgs, sink: EventSink | None) -> Awaitable[RunResult[Any]]:
     """Run `plan` to its output (to await: not a coroutine of its own, one frame less per run).
     Any agentloop error leaves with the transcript and usage."""
-    state = RunState(args.deps, plan.model.name, plan.agent_name)
+    state = RunState(args.deps, plan.model, plan.agent_name)
     telemetry = _telemetry.active
     if telemetry is None:
         return _run(plan, args, state, sink)
@@ -132,7 +134,7 @@ async def _loop(
         plan = _answering(plan, args.resumed.saved.agent)
     plan, toolsets = await _connect(plan, stack)
     counter = counter_for(plan.model)
-    guard = LimitGuard(limits, plan.model.name, counter)
+    guard = LimitGuard(limits, plan.model.name, counter, provider=plan.model.system)
     telemetry = _telemetry.active
     if plan.uses_budget:
         state.give_budget(limits)
@@ -153,12 +155,17 @@ async def _loop(
         request = await seat.window.fit(pending)  # what is sent; the transcript keeps everything
         guard.before_request(state, request, counts_as_turn=not re_ask)
         state.turns += not re_ask
-        sending = _send(seat.plan.model, request, sink, step)
+        sending = _send(seat.sender, request, sink, step)
         if telemetry is not None:
             sending = telemetry.chat(seat.plan.model, request, sending, sink is not None)
         answer = await sending
-        response = _canonical_names(answer, seat.known, state.run_id)
-        state.add_response(response)
+        answered = None
+        if seat.lanes is not None:  # the model that answered, and its step, read the answer
+            answered, step = seat.lanes.model, seat.lanes.step
+        response = _canonical_names(answer, seat.known_to(step), state.run_id)
+        state.add_response(response, answered)
+        if sink is not None:
+            await sink.on_turn(state.stats[-1], response)
         _log_request(state, response)
         guard.after_request(state, response)
         calls = response.message.tool_calls
@@ -199,7 +206,7 @@ async def _resume(
 ) -> bool:
     """Restore the saved run and run the turn it stopped before, with the decisions."""
     plan = seat.plan
-    state.restore(resumed.saved, plan.model.name)
+    state.restore(resumed.saved, plan.model)
     decided = dataclasses.replace(plan.dispatch, approver=resumed.decide)
     turn_plan = dataclasses.replace(plan, dispatch=decided)
     _log.info("run_resumed", run_id=state.run_id, approvals=dict(resumed.approvals))
@@ -236,6 +243,15 @@ class _Seat:
     known: frozenset[str]
     settings: ModelSettings
     toolsets: RunToolsets | None  # the answering agent's, connected
+    lanes: Lanes | None  # a `FallbackModel`'s requests, each built for its model
+
+    @property
+    def sender(self) -> Model:
+        return self.lanes if self.lanes is not None else self.plan.model
+
+    def known_to(self, step: OutputStep) -> frozenset[str]:
+        """The tool names of `step` (another than the seat's when a fallback answered)."""
+        return self.known if step is self.step else frozenset(t.name for t in step.tools)
 
     @classmethod
     def of(
@@ -251,7 +267,8 @@ class _Seat:
         window = Window(model, plan.history_policy, counter, state.account)
         known = frozenset(t.name for t in step.tools)
         settings = step.settings(plan.settings | args.settings)
-        return cls(plan, step, counter, window, known, settings, toolsets)
+        lanes = Lanes(plan, step, model) if isinstance(model, FallbackModel) else None
+        return cls(plan, step, counter, window, known, settings, toolsets, lanes)
 
 
 async def _hand_over(
@@ -266,7 +283,7 @@ async def _hand_over(
     connected now, for the rest of the run) and output type take over; the run's limits hold."""
     target, toolsets = await _connect(handoff.target, stack)
     counter = counter_for(target.model)
-    guard.use_model(target.model.name, counter)
+    guard.use_model(target.model.name, counter, provider=target.model.system)
     seat = _Seat.of(target, args, state, counter, toolsets)
     messages = list(state.messages)
     if handoff.input_filter is not None:
@@ -274,7 +291,7 @@ async def _hand_over(
     messages = await with_instructions(target, state.ctx, seat.step, messages)
     _log.info("handoff", run_id=state.run_id, to=target.agent_name, model=target.model.name)
     _telemetry.event("agentloop.handoff", {"from": state.agent_name, "to": target.agent_name})
-    state.hand_over(target.agent_name, target.model.name, messages)
+    state.hand_over(target.agent_name, target.model, messages)
     return seat
 
 

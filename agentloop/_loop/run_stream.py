@@ -146,9 +146,12 @@ class RunStream(Generic[OutputT]):
             final = self._partial.flush()  # the whole text: the last partial is complete
             if final is not None:
                 await self._send.send(PartialOutput(final))
-        agent = self._ctx.agent if self._ctx is not None else "agent"
-        await self._send.send(TurnFinished(RequestStats.of(response), response, agent))
         return response
+
+    async def on_turn(self, stats: RequestStats, response: ModelResponse) -> None:
+        assert self._send is not None
+        agent = self._ctx.agent if self._ctx is not None else "agent"
+        await self._send.send(TurnFinished(stats, response, agent))
 
     async def _on_delta(self, delta: StreamDelta) -> None:
         await self._emit(delta)

@@ -12,7 +12,7 @@ import dataclasses
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._context import RunContext
 from .._deferred import PendingApproval, SavedRun
@@ -26,6 +26,9 @@ from .._usage import Usage
 from .dispatch import ToolOutcome
 from .repeats import Answered, call_key
 
+if TYPE_CHECKING:
+    from .._wire.models import Model
+
 __all__ = ["RunState"]
 
 
@@ -38,20 +41,22 @@ class RunState:
         "agent_name",
         "answered",
         "by_agent",
+        "by_model",
         "ctx",
         "meter",
-        "model_name",
+        "model",
         "stats",
         "turns",
     )
 
-    def __init__(self, deps: Any, model_name: str, agent_name: str = "agent") -> None:
+    def __init__(self, deps: Any, model: Model, agent_name: str = "agent") -> None:
         self._retries: dict[str, int] = {}
         self.ctx: RunContext[Any] = RunContext(
             deps, Usage(), [], uuid.uuid4().hex[:16], self._retries
         )
         self.meter = CostMeter()
-        self.model_name = model_name
+        self.model = model  # the answering agent's (a handoff changes it)
+        self.by_model: dict[str, tuple[Usage, float | None]] = {}
         self.stats: list[RequestStats] = []
         self.turns = 0
         self.answered = Answered()
@@ -86,16 +91,26 @@ class RunState:
     def extend(self, messages: Iterable[Message]) -> None:
         self.ctx.messages.extend(messages)
 
-    def add_response(self, response: ModelResponse) -> None:
-        """A model turn: its message joins the transcript; its usage, cost and figures count."""
-        self.account(response)
-        self.stats.append(RequestStats.of(response))
+    def add_response(self, response: ModelResponse, model: Model | None = None) -> None:
+        """A model turn: its message joins the transcript; its usage, cost and figures count.
+        `model` answered it (one of a `FallbackModel`'s), when not the agent's own."""
+        model = model or self.model
+        cost = self.account(response, model)
+        self.stats.append(RequestStats.of(response, model.name, cost))
         self.ctx.messages.append(response.message)
 
-    def account(self, response: ModelResponse) -> None:
-        """The usage and cost of a request (also one the transcript does not keep)."""
-        self.ctx.usage.add_request(response.usage, retries=response.retries)
-        self.meter.add(self.model_name, response.usage)
+    def account(self, response: ModelResponse, model: Model | None = None) -> float | None:
+        """The usage and cost of a request (also one the transcript does not keep), counted
+        for the run and for the model that answered; the request's cost."""
+        model = model or self.model
+        usage = response.usage
+        self.ctx.usage.add_request(usage, retries=response.retries)
+        cost = self.meter.add(model.name, usage, provider=model.system)
+        own, spent = self.by_model.get(model.name) or (Usage(), 0.0)
+        own.add_request(usage, retries=response.retries)
+        total = None if spent is None or cost is None else spent + cost
+        self.by_model[model.name] = (own, total)
+        return cost
 
     def add_tool_outcome(self, outcome: ToolOutcome) -> None:
         """A turn's tool answers join the transcript (and the answered calls, for repeats);
@@ -132,11 +147,11 @@ class RunState:
         budget.handoffs.clear()
         return called
 
-    def hand_over(self, agent_name: str, model_name: str, messages: list[Message]) -> None:
+    def hand_over(self, agent_name: str, model: Model, messages: list[Message]) -> None:
         """Another agent answers from now on, from `messages` (the transcript it takes over)."""
         self.by_agent.setdefault(self.agent_name, Usage()).add(self._own_usage())
         self.agent_name = self.ctx.agent = agent_name
-        self.model_name = model_name
+        self.model = model
         self.ctx.messages[:] = messages
 
     def result(self, output: Any) -> RunResult[Any]:
@@ -152,6 +167,8 @@ class RunState:
             self.ctx.run_id,
             self._usage_by_agent(),
             self.agent_name,
+            usage_by_model={name: used.copy() for name, (used, _) in self.by_model.items()},
+            cost_by_model={name: cost for name, (_, cost) in self.by_model.items()},
         )
 
     def _usage_by_agent(self) -> dict[str, Usage]:
@@ -168,12 +185,13 @@ class RunState:
             own.take_away(other)
         return own
 
-    def restore(self, saved: SavedRun, model_name: str) -> None:
+    def restore(self, saved: SavedRun, model: Model) -> None:
         """Go on from a saved run (`Agent.resume`): its transcript, totals, retries and turns,
-        with the agent that answered when it stopped (whose model is `model_name`)."""
+        with the agent that answered when it stopped (whose model is `model`)."""
         self.agent_name = self.ctx.agent = saved.agent
-        self.model_name = model_name
+        self.model = model
         self.by_agent = {name: used.copy() for name, used in saved.by_agent.items()}
+        self.by_model = {name: (used.copy(), cost) for name, (used, cost) in saved.by_model.items()}
         self.ctx.run_id = saved.run_id
         self.ctx.messages[:] = saved.messages
         self.ctx.usage.add(saved.usage)
@@ -204,6 +222,7 @@ class RunState:
             list(self.ctx.messages),
             tuple(p.id for p in pending),
             {name: used.copy() for name, used in self.by_agent.items()},
+            {name: (used.copy(), cost) for name, (used, cost) in self.by_model.items()},
         )
         result = self.result(None)
         return dataclasses.replace(result, pending_approvals=pending, saved_state=saved.to_json())

@@ -24,8 +24,8 @@ def _response(usage: RequestUsage) -> ModelResponse:
 
 
 def test_the_state_accounts_and_the_guard_only_decides() -> None:
-    state = RunState(None, "gpt-4o-mini")
     model = FunctionModel(lambda m, i: "x", name="gpt-4o-mini")
+    state = RunState(None, model)
     guard = LimitGuard(Limits(max_cost=1.0), "gpt-4o-mini", counter_for(model))
     response = _response(RequestUsage(1_000, 100))
     guard.after_request(state, response)
