@@ -3,8 +3,10 @@
 The forms are documented on `agentloop.Prompt`. All is checked before a request is built: what
 the API would reject is a `UsageError` naming the place (``prompt[2].tool_calls[0].function``).
 Also: ``developer`` becomes a system message; system, assistant and tool contents may be lists of
-text parts (joined with newlines); a key agentloop cannot send is an error unless it is None (an
-assistant's response-only ``annotations`` are dropped); extra part keys are kept as they are.
+text parts (joined with newlines, so such a part may carry no other field: ``cache_control`` is
+kept on a user message's parts only); a key agentloop cannot send is an error unless it is None
+(an assistant's response-only ``annotations`` are dropped); extra keys of a user message's parts
+are kept as they are.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ _PART_NEEDS = {
     "input_audio": "'input_audio': {'data': str, 'format': str}",
     "file": "'file': {'file_id' or 'file_data': str}",
 }
+_TEXT_PART = {"type", "text"}
 _REASONING = ("reasoning", "reasoning_content", "reasoning_details")
 _BASE = {"role", "content"}
 _KEYS = {"system": _BASE, "developer": _BASE, "user": _BASE, "assistant": _BASE, "tool": _BASE}
@@ -117,6 +120,14 @@ def _text(content: object, where: str) -> str:
     for index, part in enumerate(_parts(parts, f"{where}.content")):
         if part["type"] != "text":
             raise UsageError(f"{where}.content[{index}]: only a user message takes non-text parts")
+        extra = sorted(
+            key for key, value in part.items() if key not in _TEXT_PART and value is not None
+        )
+        if extra:  # joined into one text, the part's other fields would be lost without a word
+            raise UsageError(
+                f"{where}.content[{index}]: agentloop cannot send {extra[0]!r} here: only a user "
+                "message's parts are sent as parts (these are joined into one text)"
+            )
     return "\n".join(part["text"] for part in parts)
 
 

@@ -2,8 +2,9 @@
 ``"openai:gpt-4o"`` names (`infer_model`).
 
 The model classes: `OpenAICompatible` (in `compatible`) talks to any chat-completions server;
-`OpenAI` and `OpenRouter` (in `providers`) add their base URLs, key variables, headers and body
-extras; all take the `ClientOptions` (in `options`).
+`OpenAI` and `OpenRouter` (in `providers`) and the other providers' classes (in `hosted`) add
+their base URLs, key variables, headers and body extras; all take the `ClientOptions` (in
+`options`).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ async def deliver(stream: ModelStream, on_delta: DeltaHandler) -> ModelResponse:
 class Model(Protocol):
     """What the agent loop needs of a model.
 
-    `system` names the provider for price look-ups (``"openai"``, ``"openrouter"``,
+    `system` names the provider for price look-ups (``"openai"``, ``"openrouter"``, ``"groq"``...,
     ``"openai-compatible"``).
     """
 
@@ -80,7 +81,8 @@ class Model(Protocol):
 
 
 def infer_model(model: str | Model) -> Model:
-    """The model a string names: ``"openai:gpt-4o-mini"``, ``"openrouter:openai/gpt-4o"``.
+    """The model a string names: ``"openai:gpt-4o-mini"``, ``"openrouter:openai/gpt-4o"``,
+    ``"groq:llama-3.3-70b-versatile"``... (`PROVIDERS` maps each prefix to its class).
 
     Only the first colon splits (model names may contain colons). A model object is returned
     as it is.

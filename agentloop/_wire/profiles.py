@@ -7,11 +7,16 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 __all__ = [
+    "ANTHROPIC_PROFILE",
     "BUILT_IN_PROFILES",
+    "DEEPSEEK_PROFILE",
     "DEFAULT_PROFILE",
+    "GEMINI_PROFILE",
+    "GROQ_PROFILE",
     "LLAMA_CPP_PROFILE",
     "LLAMA_SERVER_PROFILE",
     "LM_STUDIO_PROFILE",
+    "MISTRAL_PROFILE",
     "OLLAMA_PROFILE",
     "OPENAI_PROFILE",
     "OPENROUTER_PROFILE",
@@ -173,6 +178,57 @@ streams nothing when tools are offered, so those requests are sent whole; and it
 tools only inside a system message, so a request with tools always has one. Its tool prompt
 (measured with SmolLM2: 230 tokens more for one tool, 399 for three) is counted."""
 
+ANTHROPIC_PROFILE = ModelProfile(
+    tool_choice_required=True,
+    response_format="none",
+    parallel_tool_calls=True,
+    output_mode="tool",
+)
+"""Anthropic's OpenAI-compatible endpoint: it ignores ``strict`` and ``response_format``
+without an error, so neither is sent; structured output goes through the final-result tool
+(forced with ``tool_choice: "required"``), and the answer is validated, and asked again, here."""
+
+GEMINI_PROFILE = ModelProfile(
+    tool_choice_required=True,
+    response_format="json_schema",
+    output_mode="native",
+)
+"""Google's OpenAI-compatible Gemini endpoint: ``tool_choice`` (``"required"`` included), a
+``json_schema`` response format and ``stream_options``; ``parallel_tool_calls`` is not among its
+documented fields, and tools are not made strict."""
+
+GROQ_PROFILE = ModelProfile(
+    tool_choice_required=True,
+    response_format="json_object",
+    max_tokens_field="max_completion_tokens",
+    parallel_tool_calls=True,
+    output_mode="tool",
+)
+"""Groq: forced and parallel tool calls, ``max_completion_tokens``; JSON mode on every model
+(a ``json_schema`` format only on some), so structured output goes through the final-result tool.
+It answers 400 ``tool_use_failed`` when a forced call is not made: with this profile that is the
+model's failure, not a feature to drop."""
+
+MISTRAL_PROFILE = ModelProfile(
+    tool_choice_required=True,
+    response_format="json_schema",
+    parallel_tool_calls=True,
+    stream_usage=False,
+    output_mode="native",
+)
+"""Mistral's API: ``tool_choice: "required"`` (or its own ``"any"``), ``parallel_tool_calls``,
+a ``json_schema`` response format, ``max_tokens``; a stream reports its usage in its last chunk
+unasked, so ``stream_options`` is not sent."""
+
+DEEPSEEK_PROFILE = ModelProfile(
+    tool_choice_required=True,
+    response_format="json_object",
+    output_mode="tool",
+)
+"""DeepSeek's API: ``tool_choice`` (``"required"`` included), JSON mode without a schema
+(``strict`` tools only on its beta URL, so not sent); structured output through the final-result
+tool."""
+
 OPTIMISTIC_PROFILE = ModelProfile(
     tool_choice_required=True,
     response_format="json_schema",
@@ -193,6 +249,11 @@ DEFAULT_PROFILE = ModelProfile()
 BUILT_IN_PROFILES: dict[str, ModelProfile] = {
     "OPENAI_PROFILE": OPENAI_PROFILE,
     "OPENROUTER_PROFILE": OPENROUTER_PROFILE,
+    "ANTHROPIC_PROFILE": ANTHROPIC_PROFILE,
+    "GEMINI_PROFILE": GEMINI_PROFILE,
+    "GROQ_PROFILE": GROQ_PROFILE,
+    "MISTRAL_PROFILE": MISTRAL_PROFILE,
+    "DEEPSEEK_PROFILE": DEEPSEEK_PROFILE,
     "VLLM_PROFILE": VLLM_PROFILE,
     "OLLAMA_PROFILE": OLLAMA_PROFILE,
     "LM_STUDIO_PROFILE": LM_STUDIO_PROFILE,

@@ -1,5 +1,6 @@
 """`OpenAI` and `OpenRouter`: `OpenAICompatible` with a provider's base URL, key variable,
-headers and body extras, and `PROVIDERS`, the classes a model string's prefix names.
+headers and body extras, and `PROVIDERS`, the classes a model string's prefix names (the other
+providers' classes are in `hosted`).
 
 Each takes every `ClientOptions` option, as `OpenAICompatible` does; what it adds to `headers`,
 `extra_body` and `profile` gives way to what the caller passes.
@@ -12,6 +13,19 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Unpack
 
 from .compatible import OpenAICompatible
+from .hosted import (
+    VLLM,
+    Anthropic,
+    Azure,
+    DeepSeek,
+    Fireworks,
+    Gemini,
+    Groq,
+    LMStudio,
+    Mistral,
+    Ollama,
+    Together,
+)
 from .options import ClientOptions
 from .profiles import OPENAI_PROFILE, OPENROUTER_PROFILE
 
@@ -105,5 +119,16 @@ class OpenRouter(OpenAICompatible):
 PROVIDERS: dict[str, Callable[[str], OpenAICompatible]] = {
     "openai": OpenAI,
     "openrouter": OpenRouter,
+    "anthropic": Anthropic,
+    "gemini": Gemini,
+    "groq": Groq,
+    "mistral": Mistral,
+    "deepseek": DeepSeek,
+    "together": Together,
+    "fireworks": Fireworks,
+    "azure": Azure,
+    "ollama": Ollama,
+    "vllm": VLLM,
+    "lmstudio": LMStudio,
 }
 """The model class of each provider prefix of a model string (``"openai:gpt-4o"``)."""

@@ -22,10 +22,12 @@ Decisions, in the order a body is read:
   ``length``/``max_tokens`` → length, ``tool_calls``/``function_call``/``tool_use`` → tool_calls,
   ``content_filter``, ``error``; ``""`` → None; anything else is kept in ``raw_finish_reason`` only.
 - Usage: ``usage`` (else Groq's ``x_groq.usage``); cached tokens from
-  ``prompt_tokens_details.cached_tokens`` (else ``cached_tokens``, else DeepSeek's
-  ``prompt_cache_hit_tokens``); missing numbers are 0; OpenRouter's ``cost`` is kept. No usage
-  object, or one with no readable ``prompt_tokens``/``completion_tokens``, gives
-  ``reported=False``: the tokens are unknown, not zero.
+  ``prompt_tokens_details.cached_tokens`` (else Together's ``cached_tokens``, else DeepSeek's
+  ``prompt_cache_hit_tokens``); missing numbers are 0; OpenRouter's ``cost`` is kept. Mistral's
+  undocumented ``num_cached_tokens`` is not read: its cache hits, billed at the cached rate, are
+  in ``prompt_tokens_details``. No usage object, or one with no readable
+  ``prompt_tokens``/``completion_tokens``, gives ``reported=False``: the tokens are unknown,
+  not zero.
 """
 
 from __future__ import annotations
