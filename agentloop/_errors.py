@@ -26,6 +26,7 @@ caller would naturally catch, the error derives from it too (`APITimeoutError` i
     │   ├── ProtocolError                       a response we cannot read
     │   │   └── IncompleteStreamError           a stream that stopped before its end
     │   └── AllModelsFailedError                every model of a `FallbackModel` failed
+    ├── CassetteError (AssertionError)          a test's cassette has no answer for a request
     └── RunError                                a run could not finish
         ├── UsageLimitExceeded                  a limit of `Limits` was reached
         ├── OutputError                         no valid output
@@ -62,6 +63,7 @@ __all__ = [
     "AllModelsFailedError",
     "AuthenticationError",
     "BadRequestError",
+    "CassetteError",
     "ConflictError",
     "ContextLengthError",
     "ContextWindowError",
@@ -224,6 +226,12 @@ class AllModelsFailedError(APIError):
         lines = "; ".join(f"{name}: {type(error).__name__}: {error}" for name, error in failures)
         super().__init__(f"every model failed ({lines})")
         self.failures = failures
+
+
+class CassetteError(AgentloopError, AssertionError):
+    """A cassette (`agentloop.testing.cassette`) cannot answer a request: none recorded matches
+    it (the message names the request and what differs), or the file is missing or unreadable.
+    An `AssertionError`, so that a test fails rather than errors; never retried."""
 
 
 class RunError(AgentloopError):

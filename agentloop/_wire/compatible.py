@@ -24,6 +24,7 @@ from .options import ClientOptions, check_options, open_endpoint
 from .profiles import BUILT_IN_PROFILES, OPTIMISTIC_PROFILE, ModelProfile
 from .request import build_body, build_headers, encode_body
 from .silent import Drop, SilentDrops
+from .transport import replaying
 
 if TYPE_CHECKING:
     from .http import Endpoint, Relearn
@@ -105,7 +106,7 @@ class OpenAICompatible:
         key = self._api_key
         if key is None and self._api_key_env is not None:
             key = os.environ.get(self._api_key_env) or None
-            if key is None:
+            if key is None and not replaying():  # a cassette replaying needs no key
                 raise MissingAPIKeyError(
                     f"no API key for {self.system} model {self.name!r}: set the "
                     f"{self._api_key_env} environment variable or pass api_key=..."

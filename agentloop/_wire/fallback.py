@@ -108,9 +108,11 @@ class FallbackModel:
         elif on is not None:
             self._on = on
 
-    falls_over = staticmethod(falls_over)
-    """The default of `on` (see `falls_over`), to build on:
-    ``on=lambda e: FallbackModel.falls_over(e) or isinstance(e, BadRequestError)``."""
+    @staticmethod
+    def falls_over(error: APIError) -> bool:
+        """The default of `on` (see `falls_over`), to build on:
+        ``on=lambda e: FallbackModel.falls_over(e) or isinstance(e, BadRequestError)``."""
+        return falls_over(error)
 
     def __repr__(self) -> str:
         names = ", ".join(repr(m) for m in self.models)

@@ -39,9 +39,12 @@ __all__ = [
     "MAX_CONNECTIONS",
     "Here",
     "Reply",
+    "Tap",
     "Transport",
     "Transports",
+    "replaying",
     "scrub",
+    "set_tap",
     "ssl_context",
     "transport_error",
 ]
@@ -50,6 +53,8 @@ MAX_CONNECTIONS = 100
 """Connections of an owned client (httpx's default); more concurrent requests wait their turn."""
 BACKEND_VARIABLE = "AGENTLOOP_HTTP_BACKEND"
 _BACKENDS = ("aiohttp", "httpx")
+_tap: Tap | None = None
+"""What every request of the process goes through instead, while set (a cassette)."""
 
 
 class Reply(Protocol):
@@ -96,6 +101,33 @@ class Transport(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+class Tap(Protocol):
+    """Stands between every model and its transport while set (`set_tap`): a cassette."""
+
+    def here(self, transports: Transports) -> Here:
+        """What a request uses instead of ``transports.untapped()``."""
+        ...
+
+    @property
+    def recording(self) -> bool:
+        """False while it answers from a recording: no request reaches a server, so a model
+        needs no key (one recorded with a key replays in CI without it)."""
+        ...
+
+
+def replaying() -> bool:
+    """Whether requests are answered from a recording now (a cassette replaying)."""
+    return _tap is not None and not _tap.recording
+
+
+def set_tap(tap: Tap | None) -> Tap | None:
+    """Route every request of the process through `tap` (None: straight again); returns the
+    tap it replaces. The only cost when none is set is one check per request."""
+    global _tap
+    previous, _tap = _tap, tap
+    return previous
 
 
 def scrub(text: str, secrets: Sequence[str]) -> str:
@@ -198,7 +230,19 @@ class Transports:
         self._owned: RunVar[Here | None] = RunVar("agentloop_transport", default=None)
 
     def here(self) -> Here:
-        """The running loop's transport, slots and clock (made on first use)."""
+        """The running loop's transport, slots and clock (made on first use), or the tap's."""
+        if _tap is not None:
+            return _tap.here(self)
+        if self._user is not None:  # `untapped`, inlined: this runs on every request
+            return self._user
+        here = self._owned.get()
+        if here is None:
+            here = self._new()
+            self._owned.set(here)
+        return here
+
+    def untapped(self) -> Here:
+        """`here` as if no tap were set."""
         if self._user is not None:
             return self._user
         here = self._owned.get()

@@ -14,6 +14,7 @@ from agentloop import (
     DEFAULT_PROFILE,
     OPENAI_PROFILE,
     Agent,
+    AgentloopError,
     AllModelsFailedError,
     APIConnectionError,
     AuthenticationError,
@@ -156,7 +157,7 @@ async def test_a_refused_connection_falls_over(second: LocalServer) -> None:
     ids=["400", "401"],
 )
 async def test_an_error_about_the_request_does_not_fall_over(
-    server: LocalServer, second: LocalServer, failure: Reply, kind: type[Exception]
+    server: LocalServer, second: LocalServer, failure: Reply, kind: type[AgentloopError]
 ) -> None:
     server.script(failure)
     second.script(completion())

@@ -161,7 +161,7 @@ def recorded_text(record: dict[str, Any]) -> str:
 @pytest.mark.parametrize(("prefix", "cls", "url", "variable", "profile"), HOSTED)
 def test_model_string_builds_the_hosted_class(prefix, cls, url, variable, profile):
     model = infer_model(f"{prefix}:vendor/some-model:latest")
-    assert type(model) is cls
+    assert type(model) is cls and isinstance(model, OpenAICompatible)
     assert isinstance(model, cls)
     assert model.name == "vendor/some-model:latest"  # only the first colon splits
     assert model.system == prefix
@@ -176,7 +176,7 @@ def test_model_string_builds_the_hosted_class(prefix, cls, url, variable, profil
 @pytest.mark.parametrize(("prefix", "cls", "url"), LOCAL)
 def test_model_string_builds_the_local_class(prefix, cls, url):
     model = infer_model(f"{prefix}:qwen2.5:7b")
-    assert type(model) is cls
+    assert type(model) is cls and isinstance(model, OpenAICompatible)
     assert (model.system, model.base_url, model.name) == (prefix, url, "qwen2.5:7b")
     assert model.learns and model._api_key_env is None
 
@@ -311,7 +311,7 @@ def lookup(city: str) -> str:
     return f"{city}: 2.1 million people"
 
 
-def agent_for(cls: type[OpenAICompatible], server: FakeServer, **options: Any) -> Agent[Any]:
+def agent_for(cls: Any, server: FakeServer, **options: Any) -> Agent[Any]:
     client = httpx.AsyncClient(transport=server.transport)
     return Agent(
         cls("m", api_key=SECRET, http_client=client),
