@@ -126,6 +126,7 @@ if TYPE_CHECKING:
     )
     from ._wire.models import Model, infer_model
     from ._wire.providers import OpenAI, OpenRouter
+    from ._wire.rate_limit import RateLimit
     from ._wire.tokens import TokenCount, count_request_tokens, count_text_tokens
 
 __version__ = "0.1.0"
@@ -168,6 +169,7 @@ _LAZY: dict[str, str] = {
     "FallbackModel": "._wire.fallback",
     "Model": "._wire.models",
     "infer_model": "._wire.models",
+    "RateLimit": "._wire.rate_limit",
     "Anthropic": "._wire.hosted",
     "Azure": "._wire.hosted",
     "DeepSeek": "._wire.hosted",
@@ -256,6 +258,7 @@ __all__ = [
     "PermissionDeniedError",
     "Prompt",
     "ProtocolError",
+    "RateLimit",
     "RateLimitError",
     "ReasoningDelta",
     "RefusalDelta",

@@ -30,11 +30,13 @@ from .._errors import (
     APIStatusError,
     APITimeoutError,
     ProtocolError,
+    RateLimitError,
 )
 from .._json import loads
 from .._log import get_logger
 from .._messages import ModelResponse
 from .learn import about_the_request
+from .rate_limit import RateLimit
 from .response import parse_completion
 from .retry import RetryPolicy, parse_retry_after
 from .status import status_error
@@ -111,6 +113,7 @@ class Endpoint:
         http_client: httpx.AsyncClient | None,
         model_name: str,
         max_connections: int | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         import httpx
 
@@ -124,6 +127,7 @@ class Endpoint:
             http_client, timeout, deadline, max_connections or MAX_CONNECTIONS
         )
         self.model_name = model_name
+        self.rate_limit = rate_limit
 
     async def aclose(self) -> None:
         await self.transports.aclose()
@@ -149,8 +153,12 @@ class Endpoint:
         limit = self._limit(deadline)
         timed = [started]
         body = [content]
+        rate = self.rate_limit
+        booked = RateLimit.estimate(content) if rate is not None else 0
 
         async def attempt() -> ModelResponse:
+            if rate is not None:  # its turn first: waiting for it holds no connection
+                await rate.wait(booked)
             limiter = here.limiter
             if limiter is not None:  # a free slot is taken without a checkpoint (see `Here`)
                 try:
@@ -172,6 +180,8 @@ class Endpoint:
             return fresh is not None
 
         result, retries = await self.retrying(attempt, secret, swap, retry=retry)
+        if rate is not None:
+            rate.settle(booked, result.usage)
         now = clock()
         result = result.replace(
             retries=retries, time_to_first_token=now - timed[0], latency=now - started
@@ -212,6 +222,8 @@ class Endpoint:
                 return await attempt(), retries
             except APIError as error:
                 scrub_error(error, secret)
+                if isinstance(error, RateLimitError) and self.rate_limit is not None:
+                    self._pause_everyone(error, retries)
                 if isinstance(error, APIStatusError):
                     if relearn is not None and lessons < MAX_LESSONS and relearn(error):
                         lessons += 1
@@ -238,6 +250,14 @@ class Endpoint:
                 )
             await self.policy.sleep(delay)
             retries += 1
+
+    def _pause_everyone(self, error: RateLimitError, retries: int) -> None:
+        """A 429: every request sharing the rate limit waits what this one would (at most the
+        longest wait the retry policy honours)."""
+        assert self.rate_limit is not None
+        wait = error.retry_after or self.policy.delay(retries, error, error.headers)
+        if wait:
+            self.rate_limit.pause(min(wait, self.policy.max_retry_after))
 
     def _explain_final(self, error: APIError, headers: Mapping[str, str] | None) -> None:
         """Say in a retryable error that it is final because the server asked too long a wait."""
@@ -268,6 +288,8 @@ class Endpoint:
             try:  # the library's calls awaited here, not in helpers: a shorter await chain
                 reply = await transport.post(self.url, content, headers)
                 if 200 <= reply.status < 300:
+                    if self.rate_limit is not None:
+                        self.rate_limit.observe(reply.headers)
                     return await reply.read()
             except transport.errors as exc:
                 raise self._failed(exc, reply, secret) from exc
@@ -294,6 +316,8 @@ class Endpoint:
                 raise self.status_error(reply, b"") from None  # its body could not be read
             raise self._failed(exc, reply, secret) from exc
         if 200 <= reply.status < 300:
+            if self.rate_limit is not None:
+                self.rate_limit.observe(reply.headers)
             return raw
         raise self.status_error(reply, raw.replace(secret.encode(), b"***") if secret else raw)
 
@@ -312,6 +336,8 @@ class Endpoint:
         with anyio.CancelScope(deadline=end):
             reply = await self._post(transport, content, headers, secret)
             if 200 <= reply.status < 300:
+                if self.rate_limit is not None:
+                    self.rate_limit.observe(reply.headers)
                 return reply, end
             raise self.status_error(reply, await self._error_body(transport, reply, secret))
         raise self._no_answer(limit)
@@ -356,6 +382,8 @@ class Endpoint:
 
     def status_error(self, reply: Reply, raw: bytes) -> APIStatusError:
         headers = {name.lower(): value for name, value in reply.headers.items()}
+        if self.rate_limit is not None:
+            self.rate_limit.observe(headers)
         asked = parse_retry_after(headers)
         error = status_error(
             reply.status,

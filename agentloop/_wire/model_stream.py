@@ -99,13 +99,19 @@ class HTTPModelStream:
         self._final: ModelResponse | None = None
         self._ended = False
         self._slot: anyio.CapacityLimiter | None = None
+        self._booked = 0  # the tokens its rate limit booked for it
         self._outer_scope = False
 
     async def __aenter__(self) -> Self:
         self._started = anyio.current_time()
         endpoint = self._endpoint
 
+        rate = endpoint.rate_limit
+        booked = rate.estimate(self._content) if rate is not None else 0
+
         async def attempt() -> Reply | ModelResponse:
+            if rate is not None:  # its turn first: waiting for it holds no connection
+                await rate.wait(booked)
             await self._take_slot()
             try:
                 self._attempt_start = anyio.current_time()
@@ -128,6 +134,7 @@ class HTTPModelStream:
             raise ProtocolError(f"expected an event stream, got {kind!r}: {snippet!r}")
 
         opened, self._retries = await endpoint.retrying(attempt, self._secret, self._swap)
+        self._booked = booked
         if isinstance(opened, ModelResponse):
             self._pending.extend(response_deltas(opened))
             self._finish(opened)
@@ -275,3 +282,6 @@ class HTTPModelStream:
             retries=self._retries, time_to_first_token=ttft, latency=now - self._started
         )
         self._final = self._endpoint.finished(final, stream=True)
+        rate = self._endpoint.rate_limit
+        if rate is not None:
+            rate.settle(self._booked, response.usage)

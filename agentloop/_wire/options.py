@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from .._errors import UsageError
 from .._settings import ModelSettings
 from .profiles import ModelProfile
+from .rate_limit import RateLimit
 from .retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -47,6 +48,8 @@ class ClientOptions(TypedDict, total=False):
     - `extra_body`: fields added to every body (settings' ``extra_body`` still wins).
     - `settings`: defaults for every request through the model; the agent's and the run's
       settings override them field by field.
+    - `rate_limit`: a `RateLimit` (requests and tokens per minute) shared by every request
+      through the models given the same object.
     """
 
     api_key: str | None
@@ -60,6 +63,7 @@ class ClientOptions(TypedDict, total=False):
     profile: ModelProfile | None
     extra_body: Mapping[str, Any] | None
     settings: ModelSettings | None
+    rate_limit: RateLimit | None
 
 
 def check_options(owner: str, options: Mapping[str, object]) -> None:
@@ -87,6 +91,7 @@ def open_endpoint(model: str, base_url: str, options: ClientOptions) -> Endpoint
         http_client=options.get("http_client"),
         model_name=model,
         max_connections=max_connections,
+        rate_limit=options.get("rate_limit"),
     )
 
 
