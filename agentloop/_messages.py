@@ -164,6 +164,10 @@ class ModelResponse:
     `finish_reason` is normalized to ``stop``, ``length``, ``tool_calls``, ``content_filter``,
     ``error`` or None; `raw_finish_reason` keeps what the server said. `extra` holds the
     top-level fields we do not use, for callers who want them.
+
+    `queue_wait` is the seconds the request waited for a connection slot (all its attempts; 0.0
+    when one was free at once), `rate_wait` those it waited for its rate limit's turn: both
+    are part of `latency`, neither of an attempt's deadline.
     """
 
     message: AssistantMessage
@@ -176,6 +180,8 @@ class ModelResponse:
     retries: int = 0
     time_to_first_token: float | None = None
     latency: float | None = None
+    queue_wait: float = 0.0
+    rate_wait: float = 0.0
 
     def replace(self, **changes: Any) -> ModelResponse:
         # Field by field, as the generated __init__ does: `dataclasses.replace` costs twice as

@@ -36,6 +36,10 @@ class RequestStats:
     """The name of the model object that answered (one of a `FallbackModel`'s)."""
     cost: float | None = None
     """USD, from the provider or the catalog; None when unknown."""
+    queue_wait: float = 0.0
+    """Seconds the request waited for a connection (the `max_connections` cap), retries included."""
+    rate_wait: float = 0.0
+    """Seconds it waited for its turn under the model's `RateLimit`."""
 
     @property
     def output_tokens_per_second(self) -> float | None:
@@ -60,6 +64,8 @@ class RequestStats:
             usage.reported,
             answered_by,
             cost,
+            response.queue_wait,
+            response.rate_wait,
         )
 
 
@@ -70,12 +76,15 @@ class RunTiming:
     `time_to_first_token` is that of the first request; `output_tokens_per_second` divides all
     output tokens by the time spent generating them (each request's latency less its time to
     first token), over the requests whose usage was reported; `latency` is the wall time of the
-    run, tools included.
+    run, tools included. `queue_wait` and `rate_wait` add up its requests' (`RequestStats`):
+    the seconds spent waiting for a connection and for the rate limit's turn.
     """
 
     time_to_first_token: float | None
     output_tokens_per_second: float | None
     latency: float
+    queue_wait: float = 0.0
+    rate_wait: float = 0.0
 
     @classmethod
     def of(cls, requests: Sequence[RequestStats], latency: float) -> RunTiming:
@@ -86,7 +95,8 @@ class RunTiming:
         )
         output = sum(r.output_tokens for r in counted)
         rate = output / generating if generating > 0 and output else None
-        return cls(first, rate, latency)
+        queued = sum(r.queue_wait for r in requests)
+        return cls(first, rate, latency, queued, sum(r.rate_wait for r in requests))
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,10 @@ which nothing listens.
         server.script(error(503, headers={"retry-after-ms": "10"}), ok("hello"))
         model = OpenAICompatible("m", base_url=server.base_url, api_key="k")
 
+Slowness: `slowed(plan, kind, seconds)` delays an answer's headers (``slow_headers``) or spreads
+its body over the seconds given (``slow_body``), one of `SLOW`; ``FaultServer(latency=,
+jitter=)`` delays every answer's headers by a base latency plus a uniform random jitter.
+
 Standalone: ``python tools/faultserver.py --port 8099 --fault-rate 0.05`` answers every request
 with a short text, or a random fault of `FAULTS` with the given probability.
 """
@@ -40,6 +44,7 @@ from typing import Any, Literal
 
 __all__ = [
     "FAULTS",
+    "SLOW",
     "FaultServer",
     "Plan",
     "Request",
@@ -49,6 +54,7 @@ __all__ = [
     "html_error",
     "ok",
     "refused_url",
+    "slowed",
     "sse_bytes",
     "stream",
     "tool_call",
@@ -323,6 +329,24 @@ def fault_plan(name: str, streaming: bool) -> Plan:
     return FAULTS[name](streaming).named(name)
 
 
+SLOW = ("slow_headers", "slow_body")
+"""The ways `slowed` slows an answer down (it still arrives whole)."""
+
+
+def slowed(plan: Plan, kind: str, seconds: float) -> Plan:
+    """`plan` with its headers held back `seconds` (``slow_headers``), or its body sent in four
+    pieces or more spread over `seconds` (``slow_body``); named after the kind."""
+    if kind == "slow_headers":
+        return replace(plan, header_delay=plan.header_delay + seconds, name=kind)
+    if kind != "slow_body":
+        raise ValueError(f"no such slowness: {kind!r} (one of {SLOW})")
+    pieces = plan.body_pieces()
+    if len(pieces) < 4:  # a JSON body: cut in four, sent with chunked encoding
+        plan = replace(plan, split=max(1, -(-sum(map(len, pieces)) // 4)))
+        pieces = plan.body_pieces()
+    return replace(plan, chunk_delay=seconds / max(1, len(pieces) - 1), name=kind)
+
+
 # --- the server ---------------------------------------------------------------------------------
 
 
@@ -336,10 +360,15 @@ class FaultServer:
         host: str = "127.0.0.1",
         port: int = 0,
         record: bool = True,
+        latency: float = 0.0,
+        jitter: float = 0.0,
+        seed: int | None = None,
     ) -> None:
         if host not in _LOCAL:
             raise ValueError(f"the fault server only listens on loopback, not {host!r}")
         self.handler = handler
+        self.latency, self.jitter = latency, jitter
+        self._jitter = random.Random(seed)  # used on the server's thread only
         self.host, self.port = host, port
         self.record = record
         self.requests: list[Request] = []
@@ -506,7 +535,10 @@ class FaultServer:
         if plan.no_response:
             self._drop(writer, plan.abort)
             return False
-        if plan.header_delay and not await self._pause(reader, writer, plan.header_delay):
+        delay = plan.header_delay + self.latency
+        if self.jitter:
+            delay += self._jitter.uniform(0.0, self.jitter)
+        if delay and not await self._pause(reader, writer, delay):
             return False
         pieces = plan.body_pieces()
         chunked = plan.content_length is None and (len(pieces) != 1 or plan.forever is not None)
@@ -589,8 +621,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--port", type=int, default=8099)
     parser.add_argument("--fault-rate", type=float, default=0.05)
+    parser.add_argument("--latency", type=float, default=0.0, help="before every answer, s")
+    parser.add_argument("--jitter", type=float, default=0.0, help="random extra latency, s")
     args = parser.parse_args(argv)
-    server = FaultServer(random_faults(args.fault_rate), port=args.port, record=False)
+    handler = random_faults(args.fault_rate)
+    server = FaultServer(
+        handler, port=args.port, record=False, latency=args.latency, jitter=args.jitter
+    )
     with server:
         print(f"fault server on {server.base_url} (fault rate {args.fault_rate:g}); Ctrl-C stops")
         with contextlib.suppress(KeyboardInterrupt):

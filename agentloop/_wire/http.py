@@ -11,7 +11,8 @@ module (they become `APIConnectionError` / `APITimeoutError`, the original kept 
 Timing on the `ModelResponse`: `latency` is the whole call, retries and their waits included;
 `time_to_first_token` is measured from the start of the attempt that succeeded, to the first
 delta of a stream, or to the complete body of a non-stream answer (whose first token cannot be
-seen any sooner).
+seen any sooner); `queue_wait` and `rate_wait` are the seconds spent waiting for a connection
+(`slots.Slots`) and for the rate limit's turn, before the attempts' deadlines began.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
@@ -39,8 +40,10 @@ from .learn import about_the_request
 from .rate_limit import RateLimit
 from .response import parse_completion
 from .retry import RetryPolicy, parse_retry_after
+from .scrub import scrub_error
+from .slots import note_waits
 from .status import status_error
-from .transport import MAX_CONNECTIONS, Reply, Transport, Transports, scrub, transport_error
+from .transport import MAX_CONNECTIONS, Reply, Transport, Transports, transport_error
 
 if TYPE_CHECKING:
     import httpx
@@ -64,32 +67,6 @@ feature, and there are fewer features than this)."""
 Relearn = Callable[[APIStatusError], bytes | None]
 """Asked about an error answer: the request's new content when the model learned from it."""
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
-
-
-def scrub_error(error: APIError, secret: str) -> None:
-    """Take the key out of an error's message, body and headers (a server may echo what it was
-    sent, in an error body, a stream's error event or a response header)."""
-    if not secret:
-        return
-    if secret in error.message:
-        error.message = scrub(error.message, [secret])
-        error.args = (error.message,)
-    if isinstance(error, APIStatusError):
-        error.body = _scrub_value(error.body, secret)
-        error.headers = _scrub_value(error.headers, secret)
-
-
-def _scrub_value(value: Any, secret: str) -> Any:
-    if isinstance(value, str):
-        return value.replace(secret, "***") if secret in value else value
-    if isinstance(value, bytes):
-        return value.replace(secret.encode(), b"***")
-    if isinstance(value, Mapping):
-        items = cast("Mapping[Any, Any]", value).items()
-        return {_scrub_value(k, secret): _scrub_value(v, secret) for k, v in items}
-    if isinstance(value, list):
-        return [_scrub_value(item, secret) for item in cast("list[Any]", value)]
-    return value
 
 
 def _decode_json(raw: bytes) -> Any:
@@ -153,24 +130,27 @@ class Endpoint:
         limit = self._limit(deadline)
         timed = [started]
         body = [content]
+        waits = [0.0, 0.0]  # seconds: for a connection, for the rate limit's turn
+        held = [False]  # whether an earlier attempt held a connection (a retry goes first)
         rate = self.rate_limit
         booked = RateLimit.estimate(content) if rate is not None else 0
 
         async def attempt() -> ModelResponse:
             if rate is not None:  # its turn first: waiting for it holds no connection
-                await rate.wait(booked)
-            limiter = here.limiter
-            if limiter is not None:  # a free slot is taken without a checkpoint (see `Here`)
-                try:
-                    limiter.acquire_nowait()
-                except anyio.WouldBlock:
-                    await limiter.acquire()
+                waits[1] += await rate.wait(booked)
+            slots = here.limiter
+            if slots is not None and not slots.take_nowait():  # a free one: no checkpoint
+                waits[0] += await slots.take(clock, retry=held[0])
+            held[0] = True
             try:
                 timed[0] = begun = clock()
                 raw = await self.fetch(here.transport, body[0], headers, (begun, limit), secret)
+            except APITimeoutError as error:
+                note_waits(error, waits[0], waits[1])
+                raise
             finally:
-                if limiter is not None:
-                    limiter.release()
+                if slots is not None:
+                    slots.release()
             return self.parse_body(raw)
 
         def swap(error: APIStatusError) -> bool:
@@ -184,7 +164,11 @@ class Endpoint:
             rate.settle(booked, result.usage)
         now = clock()
         result = result.replace(
-            retries=retries, time_to_first_token=now - timed[0], latency=now - started
+            retries=retries,
+            time_to_first_token=now - timed[0],
+            latency=now - started,
+            queue_wait=waits[0],
+            rate_wait=waits[1],
         )
         return self.finished(result, stream=False)
 

@@ -29,7 +29,9 @@ from .._events import (
 )
 from .._messages import ModelResponse, RequestUsage
 from .chunks import StreamAccumulator
-from .http import Endpoint, Relearn, scrub_error, transport_error
+from .http import Endpoint, Relearn, transport_error
+from .scrub import scrub_error
+from .slots import Slots, note_waits
 from .sse import SSEDecoder
 from .transport import Reply
 
@@ -98,8 +100,10 @@ class HTTPModelStream:
         self._accumulator = StreamAccumulator()
         self._final: ModelResponse | None = None
         self._ended = False
-        self._slot: anyio.CapacityLimiter | None = None
+        self._slot: Slots | None = None
         self._booked = 0  # the tokens its rate limit booked for it
+        self._waits = [0.0, 0.0]  # seconds: for a connection, for the rate limit's turn
+        self._held = False  # whether an attempt held a connection (a retry goes first)
         self._outer_scope = False
 
     async def __aenter__(self) -> Self:
@@ -111,7 +115,7 @@ class HTTPModelStream:
 
         async def attempt() -> Reply | ModelResponse:
             if rate is not None:  # its turn first: waiting for it holds no connection
-                await rate.wait(booked)
+                self._waits[1] += await rate.wait(booked)
             await self._take_slot()
             try:
                 self._attempt_start = anyio.current_time()
@@ -123,8 +127,10 @@ class HTTPModelStream:
                 if not kind or kind.startswith("text/event-stream"):
                     return response  # the slot is held until the stream is closed
                 raw = await endpoint.read_body(response, end, self._secret)
-            except BaseException:
+            except BaseException as error:
                 self._release_slot()
+                if isinstance(error, APITimeoutError):
+                    note_waits(error, *self._waits)
                 raise
             self._release_slot()
             if kind.startswith("application/json"):
@@ -166,15 +172,17 @@ class HTTPModelStream:
         self._release_slot()
 
     async def _take_slot(self) -> None:
-        limiter = self._endpoint.transports.slots()
-        if limiter is not None:
-            await limiter.acquire_on_behalf_of(self)
-            self._slot = limiter
+        here = self._endpoint.transports.here()
+        slots = here.limiter
+        if slots is not None:
+            if not slots.take_nowait():  # a free one is taken without a checkpoint
+                self._waits[0] += await slots.take(here.clock, retry=self._held)
+            self._slot, self._held = slots, True
 
     def _release_slot(self) -> None:
         slot, self._slot = self._slot, None
         if slot is not None:
-            slot.release_on_behalf_of(self)
+            slot.release()
 
     async def deliver(self, on_delta: DeltaHandler) -> ModelResponse:
         """Every delta to `on_delta` under one deadline scope (see `models.deliver`)."""
@@ -202,7 +210,9 @@ class HTTPModelStream:
 
     def _timeout_error(self) -> APITimeoutError:
         limit = self._endpoint.deadline if self._deadline is None else self._deadline
-        return APITimeoutError(f"the stream did not end within its {limit:g} s deadline")
+        error = APITimeoutError(f"the stream did not end within its {limit:g} s deadline")
+        note_waits(error, *self._waits)
+        return error
 
     def __aiter__(self) -> Self:
         return self
@@ -279,7 +289,11 @@ class HTTPModelStream:
         if ttft is None and self._pending:
             ttft = now - self._attempt_start
         final = response.replace(
-            retries=self._retries, time_to_first_token=ttft, latency=now - self._started
+            retries=self._retries,
+            time_to_first_token=ttft,
+            latency=now - self._started,
+            queue_wait=self._waits[0],
+            rate_wait=self._waits[1],
         )
         self._final = self._endpoint.finished(final, stream=True)
         rate = self._endpoint.rate_limit

@@ -30,6 +30,7 @@ import sniffio
 from anyio.lowlevel import RunVar
 
 from .._errors import APIConnectionError, APITimeoutError, UsageError
+from .slots import Slots
 
 if TYPE_CHECKING:
     import httpx
@@ -196,11 +197,11 @@ class Here:
     def __init__(
         self,
         transport: Transport,
-        limiter: anyio.CapacityLimiter | None,
+        limiter: Slots | None,
         clock: Callable[[], float],
     ) -> None:
         self.transport: Transport = transport
-        self.limiter: anyio.CapacityLimiter | None = limiter
+        self.limiter: Slots | None = limiter
         self.clock: Callable[[], float] = clock
 
 
@@ -254,16 +255,17 @@ class Transports:
     def get(self) -> Transport:
         return self.here().transport
 
-    def slots(self) -> anyio.CapacityLimiter | None:
+    def slots(self) -> Slots | None:
         """The owned transport's connection slots (None for a caller's client).
 
-        Requests beyond the pool's size wait here, in O(1), instead of in the library's pool.
-        Waiting for a slot is not part of a request's deadline.
+        Requests beyond the pool's size wait here, in O(1) and fairly (a run that has started
+        goes ahead of one that has not: see `Slots`), instead of in the library's pool.
+        Waiting for a slot is not part of a request's deadline; it is its `queue_wait`.
         """
         return self.here().limiter
 
     def _new(self) -> Here:
-        limiter = anyio.CapacityLimiter(self._max)
+        limiter = Slots(self._max)
         backend = chosen_backend() or _default_backend()
         if sniffio.current_async_library() == "asyncio":
             clock = asyncio.get_running_loop().time  # what anyio's deadlines use on asyncio

@@ -505,7 +505,7 @@ async def test_nothing_leaks_after_many_failed_streams(server, sleeps):
         assert server.wait_idle(2)
         slots = model._endpoint.transports.slots()
         assert slots is not None
-        assert slots.borrowed_tokens == 0  # the connection slot came back
+        assert slots.held == 0  # the connection slot came back
     await model.aclose()
     assert server.wait_closed(3)
     assert server.open_connections == 0

@@ -281,7 +281,7 @@ async def test_providers_take_max_connections_query_params_and_settings(cls):
         )
         await model.request(REQUEST)
         slots = model._endpoint.transports.slots()  # the owned client's connection slots
-        assert slots is not None and slots.total_tokens == 3
+        assert slots is not None and slots.total == 3
         await model.aclose()
     sent = server.requests[0]
     assert sent.path == "/v1/chat/completions"
@@ -297,9 +297,10 @@ def test_providers_check_max_connections(cls):
 
 def test_every_model_class_takes_every_client_option():
     """`ClientOptions` is the one list of shared options: every class accepts all of it."""
-    from agentloop import ClientOptions, RetryPolicy
+    from agentloop import ClientOptions, RateLimit, RetryPolicy
     from agentloop._settings import ModelSettings
 
+    limit = RateLimit(requests_per_minute=60)
     options: ClientOptions = {
         "api_key": "k",
         "headers": {"X-A": "1"},
@@ -312,6 +313,7 @@ def test_every_model_class_takes_every_client_option():
         "profile": DEFAULT_PROFILE,
         "extra_body": {"seed": 1},
         "settings": ModelSettings(temperature=0.1),
+        "rate_limit": limit,
     }
     assert set(options) == ClientOptions.__optional_keys__  # the test covers every option
     models = [
@@ -325,6 +327,7 @@ def test_every_model_class_takes_every_client_option():
         assert model.extra_body["seed"] == 1
         assert model._endpoint.url.endswith("/chat/completions?q=1")
         assert model._endpoint.policy.max_retries == 4
+        assert model._endpoint.rate_limit is limit
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from itertools import pairwise
 
 import anyio
 import pytest
@@ -44,14 +43,15 @@ def arrivals(server: LocalServer) -> list[float]:
 async def test_twenty_concurrent_runs_are_spread_over_two_seconds(server: LocalServer) -> None:
     server.handler = lambda _: ok()
     agent = Agent(model(server, RateLimit(requests_per_minute=600)))
+    started = time.monotonic()
     async with anyio.create_task_group() as group:
         for _ in range(20):
             group.start_soon(agent.run, "hi")
     times = arrivals(server)
     assert len(times) == 20
-    assert times[-1] - times[0] >= 1.8  # one request every 0.1 s, never a burst
-    gaps = [b - a for a, b in pairwise(times)]
-    assert min(gaps) >= 0.08
+    # One request every 0.1 s, never a burst: the last cannot go before 1.9 s. (Measured from
+    # the start: a loaded machine may delay the first, never bring the last forward.)
+    assert times[-1] - started >= 1.9
 
 
 @pytest.mark.anyio
@@ -59,27 +59,27 @@ async def test_two_models_given_one_limit_share_it(server: LocalServer) -> None:
     server.handler = lambda _: ok()
     limit = RateLimit(requests_per_minute=1200)
     first, second = Agent(model(server, limit)), Agent(model(server, limit))
+    started = time.monotonic()
     async with anyio.create_task_group() as group:
         for index in range(10):
             group.start_soon((first if index % 2 else second).run, "hi")
-    times = arrivals(server)
-    assert times[-1] - times[0] >= 9 * 0.05 - 0.02
+    assert arrivals(server)[-1] - started >= 9 * 0.05
 
 
 @pytest.mark.anyio
 async def test_a_429_pauses_every_request_sharing_the_limit(server: LocalServer) -> None:
-    """The first request meets a 429 asking for 0.6 s: the other run, which would have gone
-    0.05 s later, waits for the pause too."""
-    replies = iter([Reply(429, headers={"Retry-After": "0.6"}, json_body={"error": {}})])
+    """The first request meets a 429 asking for 1.2 s: the other run, whose turn came 0.5 s
+    after the first, waits for the pause too."""
+    replies = iter([Reply(429, headers={"Retry-After": "1.2"}, json_body={"error": {}})])
     server.handler = lambda _: next(replies, None) or ok()
-    agent = Agent(model(server, RateLimit(requests_per_minute=1200)))
+    agent = Agent(model(server, RateLimit(requests_per_minute=120)))
     async with anyio.create_task_group() as group:
         group.start_soon(agent.run, "first")
         await anyio.sleep(0.01)
         group.start_soon(agent.run, "second")
     times = arrivals(server)
     assert len(times) == 3
-    assert times[1] - times[0] >= 0.55 and times[2] - times[0] >= 0.55
+    assert times[1] - times[0] >= 1.1 and times[2] - times[0] >= 1.1
 
 
 @pytest.mark.anyio
