@@ -2,19 +2,26 @@
 
 ::
 
-    from dbos import DBOS
-    from agentloop.durable_dbos import DBOSAgent
+    from agentloop.durable_dbos import DBOSAgent, launch
 
-    extractor = DBOSAgent(agent, name="extract")      # before DBOS.launch()
-    DBOS(config={"name": "extract", "system_database_url": "sqlite:///runs.sqlite"})
-    DBOS.launch()                                     # resumes the runs a dead process left
+    extractor = DBOSAgent(agent, name="extract")      # before launch
+    launch({"name": "extract", "system_database_url": "sqlite:///runs.sqlite"})
     record = await extractor.run("id=42 ...", workflow_id="doc-42")
+
+`launch` is ``DBOS(config=...)`` and ``DBOS.launch()`` with an executor id that no live worker
+holds (`agentloop._dbos_launch` says why it matters and how it is kept); at launch a worker
+resumes the runs left unfinished under its id. `DBOSAgent` refuses to start runs in a process
+whose DBOS was launched otherwise.
 
 Each run is a DBOS workflow; each model request and each tool call is a DBOS step (see
 `agentloop._durable`). DBOS records a step's result when it finishes, so a step that finished is
 never run again, whatever kills the process; a step that was in flight when the process died has
 no result yet, and runs again on recovery. SQLite is enough on one machine; several workers share
 a PostgreSQL ``system_database_url``. DBOS is asyncio-only: durable runs need the asyncio backend.
+
+A budget of requests shared by every worker: ``DBOSAgent(..., rate_limit=RateLimit(
+requests_per_minute=500))`` takes a permit from a DBOS queue's rate limiter before each model
+request (`RatePermits`), which DBOS enforces across processes through the system database.
 
 A run's workflow returns a JSON record (`run_record`): the output (as JSON values), the transcript
 (as `messages_to_json` writes it), the usage and the cost. Start runs with a `workflow_id` (a
@@ -47,9 +54,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic_core import to_jsonable_python
 
+from ._dbos_launch import held_executor, launch
+from ._dbos_rate import RatePermits, register_permit_workflow
 from ._deferred import PendingApproval
 from ._durable import JSON, StepKind, durable_agent
 from ._errors import UsageError
+from ._wire.rate_limit import RateLimit
 
 if TYPE_CHECKING:
     from ._agent import Agent
@@ -58,7 +68,9 @@ if TYPE_CHECKING:
 __all__ = [
     "DBOSAgent",
     "DBOSEngine",
+    "RatePermits",
     "approve",
+    "launch",
     "pending_approvals",
     "require_dbos",
     "run_record",
@@ -68,6 +80,8 @@ INSTALL_HINT = "pip install 'agentloop[dbos]'"
 PENDING_EVENT = "agentloop.pending"
 APPROVALS_TOPIC = "agentloop.approvals"
 WEEK = 7 * 24 * 3600.0
+_DBOS_DEFAULT_EXECUTOR = "local"
+"""The executor id DBOS gives every worker that sets none (and no ``DBOS__VMID``)."""
 
 
 def require_dbos() -> Any:
@@ -81,13 +95,17 @@ def require_dbos() -> Any:
 class DBOSEngine:
     """Steps as DBOS steps (``DBOS.run_step_async``), named ``agentloop.<kind>:<name>``.
 
-    Outside a workflow DBOS runs the call as it is, so a durable agent also runs plainly.
+    Outside a workflow DBOS runs the call as it is, so a durable agent also runs plainly. With
+    `permits`, each model step first takes its permit (not again when it is replayed).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, permits: RatePermits | None = None) -> None:
         self._dbos: Any = require_dbos().DBOS
+        self.permits: RatePermits | None = permits
 
     async def step(self, kind: StepKind, name: str, call: Callable[[], Awaitable[JSON]]) -> JSON:
+        if kind == "model" and self.permits is not None:
+            await self.permits.take()
         options = {"name": f"agentloop.{kind}:{name}"}
         return await self._dbos.run_step_async(options, call)
 
@@ -152,13 +170,28 @@ def _decisions(message: Any, waiting: tuple[PendingApproval, ...]) -> dict[str, 
 class DBOSAgent:
     """An agent whose runs are DBOS workflows named ``agentloop.<name>``.
 
-    Build it before ``DBOS.launch()``, in every process that may run or recover its runs (DBOS
-    finds a workflow's code by its name). `prompt` values must be JSON (a string, usually).
+    Build it before `launch`, in every process that may run or recover its runs (DBOS finds a
+    workflow's code by its name). `prompt` values must be JSON (a string, usually).
+
+    `rate_limit` (``RateLimit(requests_per_minute=...)``) is shared by every worker: each model
+    request waits for a permit from the DBOS queue `rate_limit_queue` (by default
+    ``agentloop.rate.<name>``; agents given the same queue share one budget). See `RatePermits`.
     """
 
-    def __init__(self, agent: Agent[Any], *, name: str, approval_timeout: float = WEEK) -> None:
+    def __init__(
+        self,
+        agent: Agent[Any],
+        *,
+        name: str,
+        approval_timeout: float = WEEK,
+        rate_limit: RateLimit | None = None,
+        rate_limit_queue: str | None = None,
+    ) -> None:
         module = require_dbos()
-        self.agent: Agent[Any] = durable_agent(agent, DBOSEngine())
+        register_permit_workflow()  # every worker may be handed any agent's permits
+        queue = rate_limit_queue or f"agentloop.rate.{name}"
+        permits = RatePermits(rate_limit, queue) if rate_limit is not None else None
+        self.agent: Agent[Any] = durable_agent(agent, DBOSEngine(permits))
         self.name: str = f"agentloop.{name}"
         self.approval_timeout = approval_timeout
         self._dbos: Any = module.DBOS
@@ -188,6 +221,14 @@ class DBOSAgent:
 
     async def start(self, prompt: Any, *, workflow_id: str | None = None) -> Any:
         """Start a run; a DBOS ``WorkflowHandleAsync`` (``await handle.get_result()``)."""
+        executor = self._dbos.executor_id
+        if executor == _DBOS_DEFAULT_EXECUTOR and not held_executor(executor):
+            raise UsageError(
+                "start DBOS with agentloop.durable_dbos.launch(config), or give each worker its "
+                "own executor_id: under DBOS's default id ('local'), shared by every worker, a "
+                "worker that restarts takes over the runs the others are running, and their "
+                "steps run twice"
+            )
         if workflow_id is None:
             return await self._dbos.start_workflow_async(self._workflow, prompt)
         with self._set_id(workflow_id):

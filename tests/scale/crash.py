@@ -21,7 +21,9 @@ def start_worker(db: str, base_url: str, tool_log: Path, out: Path, **options: A
     command = [sys.executable, str(WORKER), "--db", db, "--base-url", base_url]
     command += ["--tool-log", str(tool_log)]
     for name, value in options.items():
-        command += [f"--{name}"] if value is True else [f"--{name}", str(value)]
+        if value is not None:
+            flag = f"--{name.replace('_', '-')}"
+            command += [flag] if value is True else [flag, str(value)]
     # stderr (DBOS's log) apart: interleaved with stdout it could split a RESULT line
     log, errors = out.open("w"), out.with_suffix(".err").open("w")
     return subprocess.Popen(command, stdout=log, stderr=errors, text=True)
@@ -49,8 +51,11 @@ def completed_steps(db: str, ids: list[str]) -> dict[str, list[str]]:
             for step in client.list_workflow_steps(workflow_id, load_output=False):
                 if step["completed_at_epoch_ms"] is None:
                     continue
-                kind = step["function_name"].split(":", 1)[0]
-                names.append("tool" if kind == "agentloop.tool" else f"model:{names.count('tool')}")
+                kind = step["function_name"].split(":", 1)[0]  # rate permits are not counted
+                if kind == "agentloop.tool":
+                    names.append("tool")
+                elif kind == "agentloop.model":
+                    names.append(f"model:{names.count('tool')}")
             done[workflow_id] = names
         return done
     finally:

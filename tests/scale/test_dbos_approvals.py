@@ -107,7 +107,7 @@ def _results(out: Path) -> dict[str, Any]:
 
 def test_a_run_given_no_decision_in_time_returns_its_state(tmp_path: Path) -> None:
     """The record keeps the calls waiting and the state; a plain agent resumes it anywhere."""
-    from agentloop.durable_dbos import DBOSAgent
+    from agentloop.durable_dbos import DBOSAgent, launch
     from scale.agents import Extracted, lookup_agent
 
     dbos: Any = importlib.import_module("dbos").DBOS
@@ -115,9 +115,8 @@ def test_a_run_given_no_decision_in_time_returns_its_state(tmp_path: Path) -> No
     with FakeChatProcess() as server:
         agent = lookup_agent(server.base_url, tool_log, needs_approval=True)
         extractor = DBOSAgent(agent, name="approval_timeout", approval_timeout=0.5)
-        dbos(config={"name": "agentloop-approval-timeout",
-                     "system_database_url": f"sqlite:///{tmp_path / 'runs.sqlite'}"})  # fmt: skip
-        dbos.launch()
+        launch({"name": "agentloop-approval-timeout",
+                "system_database_url": f"sqlite:///{tmp_path / 'runs.sqlite'}"})  # fmt: skip
         try:
             record = asyncio.run(extractor.run("id=doc-9 one two three", workflow_id="doc-9"))
             assert asyncio.run(pending_approvals("doc-9")) == ()  # the run no longer waits
