@@ -19,6 +19,14 @@ run's ``requests``, ``input_tokens``, ``output_tokens`` and ``cost``. Failures a
 
 Actors ask for `num_cpus` CPUs each (a fraction by default: the work is waiting on the network,
 and on a small machine whole CPUs per actor would leave Ray Data waiting forever for room).
+Ray Data restarts an actor lost with its node and runs its batches again elsewhere: every row is
+still in the output once, but the rows of the lost batches were run twice.
+
+`shared_rate_limit` makes one `RateLimit` for the whole cluster: a limiter actor keeps the pace,
+and the models of every actor, given the result through the factory, ask it for their turn::
+
+    limit = shared_rate_limit(RateLimit(requests_per_minute=500))
+    out = map_agent(ds, functools.partial(make_agent, limit), actors=4)
 """
 
 from __future__ import annotations
@@ -39,9 +47,17 @@ from ._errors import UsageError
 if TYPE_CHECKING:
     from ._agent import Agent
     from ._loop.plan import Prompt
+    from ._wire.rate_limit import RateLimit
     from .batch import ItemTally
 
-__all__ = ["ERROR_COLUMNS", "AgentMapper", "RowOutcome", "map_agent", "require_ray"]
+__all__ = [
+    "ERROR_COLUMNS",
+    "AgentMapper",
+    "RowOutcome",
+    "map_agent",
+    "require_ray",
+    "shared_rate_limit",
+]
 
 INSTALL_HINT = "pip install 'agentloop[ray]'"
 ERROR_COLUMNS = ("output", "error", "error_type", "requests", "input_tokens", "output_tokens")
@@ -185,6 +201,19 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
+def shared_rate_limit(limit: RateLimit) -> RateLimit:
+    """`limit`'s budget kept by one Ray actor, shared by every model given the result, in any
+    process or node of the cluster (call it in the driver, after ``ray.init``).
+
+    The result pickles with the actor's handle: pass it to the agent factory (for example
+    ``functools.partial(make_agent, limit)``) and give it to the models the factory builds, as
+    ``rate_limit=``. Each request then asks the actor for its turn (one round trip).
+    """
+    from ._ray_limit import ray_rate_limit
+
+    return ray_rate_limit(require_ray(), limit)
+
+
 def map_agent(
     dataset: Any,
     agent_factory: AgentFactory,
@@ -198,12 +227,16 @@ def map_agent(
     calls_per_actor: int = 2,
     retries: int = 2,
     backend: str = "asyncio",
+    map_batches_args: Mapping[str, Any] | None = None,
 ) -> Any:
     """`dataset` with the agent's outcome added to every row (see the module docstring).
 
     `actors` actors of `num_cpus` CPUs each; each runs up to `concurrency` rows at once, across
     up to `calls_per_actor` batches of `batch_size` rows in flight (so that one slow row does not
-    hold the actor idle). The result is lazy, as Ray Data datasets are.
+    hold the actor idle). `map_batches_args` are more keyword arguments of ``map_batches``
+    (``runtime_env``, ``resources``, ``memory``, ...; they win over the ones made here). Ray
+    Data restarts a lost actor and sends its batches again. The result is lazy, as Ray Data
+    datasets are.
     """
     ray = require_ray()
     if actors < 1 or calls_per_actor < 1 or batch_size < 1 or not num_cpus > 0:
@@ -214,18 +247,18 @@ def map_agent(
         max_concurrent_calls_per_actor=calls_per_actor,
         enable_true_multi_threading=True,  # batches overlap: the rows wait on the network
     )
-    return dataset.map_batches(
-        AgentMapper,
-        fn_constructor_args=(agent_factory,),
-        fn_constructor_kwargs={
+    options: dict[str, Any] = {
+        "fn_constructor_args": (agent_factory,),
+        "fn_constructor_kwargs": {
             "prompt": prompt,
             "text_column": text_column,
             "concurrency": concurrency,
             "retries": retries,
             "backend": backend,
         },
-        batch_format="pyarrow",
-        batch_size=batch_size,
-        compute=compute,
-        num_cpus=num_cpus,
-    )
+        "batch_format": "pyarrow",
+        "batch_size": batch_size,
+        "compute": compute,
+        "num_cpus": num_cpus,
+    }
+    return dataset.map_batches(AgentMapper, **{**options, **(map_batches_args or {})})

@@ -63,6 +63,13 @@ class LocalSchedule:
         self._next_token = 0.0
         self._lock = threading.Lock()
 
+    def __reduce__(self) -> tuple[object, ...]:
+        raise UsageError(
+            "a RateLimit kept in this process cannot be sent to another (a copy would not share "
+            "the budget): on Ray use agentloop.ray_data.shared_rate_limit(limit), on DBOS "
+            "DBOSAgent(..., rate_limit=limit)"
+        )
+
     def book(self, tokens: int, now: float) -> float:
         """`reserve` at the time `now` (on `time.monotonic`'s clock)."""
         with self._lock:

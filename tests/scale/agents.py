@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 from pydantic import BaseModel
 
-from agentloop import OPENAI_PROFILE, Agent, OpenAICompatible, tool
+from agentloop import OPENAI_PROFILE, Agent, OpenAICompatible, RateLimit, tool
 
 
 class Extracted(BaseModel):
@@ -69,3 +71,29 @@ def traced_extraction_agent(base_url: str, traces_url: str) -> Agent[Extracted]:
     provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=traces_url)))
     instrument(provider)
     return extraction_agent(base_url)
+
+
+def placed_extraction_agent(base_url: str, rate_limit: RateLimit | None = None) -> Agent[Extracted]:
+    """`extraction_agent` built in a Ray actor, its requests saying where they come from (headers
+    ``x-node``, the Ray node's id, and ``x-pid``); its model given `rate_limit`."""
+    import ray
+
+    where = {"x-node": ray.get_runtime_context().get_node_id(), "x-pid": str(os.getpid())}
+    model = OpenAICompatible(
+        "fake-model",
+        base_url=base_url,
+        api_key="sk-local-fake",
+        profile=OPENAI_PROFILE,
+        headers=where,
+        rate_limit=rate_limit,
+    )
+    return Agent(model, instructions="Extract the document.", output_type=Extracted)
+
+
+def costly_prompt_of(cpu_ms: float, row: dict[str, object]) -> str:
+    """`prompt_of` after `cpu_ms` milliseconds of CPU work (parsing a document, say) on the
+    caller's thread: the share of a run that more processes, not more concurrency, speed up."""
+    end = time.thread_time() + cpu_ms / 1000
+    while time.thread_time() < end:
+        pass
+    return prompt_of(row)

@@ -170,3 +170,10 @@ def test_the_pause_is_shared_by_time() -> None:
     schedule = limit.schedule
     assert isinstance(schedule, LocalSchedule)
     assert schedule.book(0, time.monotonic()) >= 0.25
+
+
+def test_a_local_limit_cannot_be_sent_to_another_process() -> None:
+    import pickle
+
+    with pytest.raises(UsageError, match="shared_rate_limit"):
+        pickle.dumps(RateLimit(requests_per_minute=60))
