@@ -10,6 +10,7 @@ but not on loopback; the agents' requests go to a fake chat server on 127.0.0.1.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import secrets
@@ -143,7 +144,8 @@ class Cluster:
 def _auth_from(env: dict[str, str]) -> Iterator[None]:
     """This process's Ray reads its token settings from `env` (they are cached: reloaded the
     way Ray's own tests do), and the settings it had after."""
-    from ray._private.authentication_test_utils import reset_auth_token_state
+    helpers = importlib.import_module("ray._private.authentication_test_utils")
+    reset_auth_token_state = helpers.reset_auth_token_state
 
     names = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
     saved = {name: os.environ.get(name) for name in names}
