@@ -235,6 +235,11 @@ class Endpoint:
             await self.policy.sleep(delay)
             retries += 1
 
+    def _saw(self, headers: Mapping[str, str]) -> None:
+        """An answer's headers, for the rate limit's ``x-ratelimit-*`` budget (if it has one)."""
+        if self.rate_limit is not None:
+            self.rate_limit.observe(headers)
+
     def _pause_everyone(self, error: RateLimitError, retries: int) -> None:
         """A 429: every request sharing the rate limit waits what this one would (at most the
         longest wait the retry policy honours)."""
@@ -272,8 +277,7 @@ class Endpoint:
             try:  # the library's calls awaited here, not in helpers: a shorter await chain
                 reply = await transport.post(self.url, content, headers)
                 if 200 <= reply.status < 300:
-                    if self.rate_limit is not None:
-                        self.rate_limit.observe(reply.headers)
+                    self._saw(reply.headers)
                     return await reply.read()
             except transport.errors as exc:
                 raise self._failed(exc, reply, secret) from exc
@@ -300,8 +304,7 @@ class Endpoint:
                 raise self.status_error(reply, b"") from None  # its body could not be read
             raise self._failed(exc, reply, secret) from exc
         if 200 <= reply.status < 300:
-            if self.rate_limit is not None:
-                self.rate_limit.observe(reply.headers)
+            self._saw(reply.headers)
             return raw
         raise self.status_error(reply, raw.replace(secret.encode(), b"***") if secret else raw)
 
@@ -320,8 +323,7 @@ class Endpoint:
         with anyio.CancelScope(deadline=end):
             reply = await self._post(transport, content, headers, secret)
             if 200 <= reply.status < 300:
-                if self.rate_limit is not None:
-                    self.rate_limit.observe(reply.headers)
+                self._saw(reply.headers)
                 return reply, end
             raise self.status_error(reply, await self._error_body(transport, reply, secret))
         raise self._no_answer(limit)
@@ -366,8 +368,7 @@ class Endpoint:
 
     def status_error(self, reply: Reply, raw: bytes) -> APIStatusError:
         headers = {name.lower(): value for name, value in reply.headers.items()}
-        if self.rate_limit is not None:
-            self.rate_limit.observe(headers)
+        self._saw(headers)
         asked = parse_retry_after(headers)
         error = status_error(
             reply.status,

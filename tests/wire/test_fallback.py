@@ -342,7 +342,12 @@ def test_a_fallback_needs_two_models_and_takes_strings() -> None:
     both = FallbackModel("openai:gpt-4o-mini", "openrouter:openai/gpt-4o-mini")
     assert [m.system for m in both.models] == ["openai", "openrouter"]
     assert both.name == "gpt-4o-mini" and both.profile is both.models[0].profile
-    assert "sk-" not in repr(both)
+    keyed = FallbackModel(
+        OpenAICompatible("a", base_url="http://127.0.0.1:9/v1", api_key="sk-first-secret-1"),
+        OpenAICompatible("b", base_url="http://127.0.0.1:9/v1", api_key="sk-second-secret-2"),
+    )
+    assert "'a'" in repr(keyed) and "'b'" in repr(keyed)  # each model is named
+    assert "secret" not in repr(keyed)  # and no key shows
 
 
 def test_for_step_swaps_only_the_output_instructions() -> None:
